@@ -1,0 +1,60 @@
+# labkit: `make book` (execute every notebook, write figures/, render the HTML book into site/)
+# and `make test` (unit tests, every notebook under nbval at the fast size, the browser test).
+# Both build everything they need on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: venv assets browser book test unit notebooks lab clean
+
+venv: $(STAMP)
+
+# torch first, from its CPU wheel: installing the project into an env without torch pulls CUDA.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# The widget renderer, require.js and MathJax, so the HTML book works offline.
+assets: book/node_modules/.installed
+book/node_modules/.installed: book/package.json book/package-lock.json
+	cd book && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Headless Chromium for the browser test (skipped with a message where it cannot be installed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "browser: could not install chromium; the browser test will be skipped"; \
+	  else echo "browser: chromium not found and cannot be installed here; the browser test will be skipped"; fi; }
+
+book: venv assets
+	$(PY) scripts/build_book.py
+
+test: venv assets browser
+	LABKIT_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+unit: venv
+	$(PY) -m pytest -n $(JOBS) --dist loadfile tests
+
+notebooks: venv
+	LABKIT_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile notebooks --nbval-lax --nbval-current-env
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf $(VENV) site .cache book/node_modules test-artifacts .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,139 @@
+"""Notebook setup, the size switch, the figure theme and ``savefig``.
+
+Every notebook starts with one call, ``cfg = labkit.plotting.setup()``, which seeds torch,
+numpy and random, picks the device (CPU unless asked), applies the seaborn theme and reads the
+size switch ``LABKIT_FAST=1`` (the small size used by the test run). ``savefig(fig, name)``
+writes ``figures/<name>.png``, where ``name`` starts with the notebook number
+(``"01_gap_vs_t"``). Introduced in ``notebooks/00_primer.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+
+__all__ = [
+    "Setup",
+    "setup",
+    "seed_everything",
+    "is_fast",
+    "repo_root",
+    "figures_dir",
+    "cache_dir",
+    "savefig",
+    "PALETTE",
+    "apply_theme",
+]
+
+# Okabe-Ito: distinguishable under the common forms of colour blindness.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def repo_root() -> Path:
+    """The checkout that holds the ``labkit`` package (figures and caches live there)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def is_fast() -> bool:
+    """True when ``LABKIT_FAST`` is set to a true value (1, true, yes): the test-run size."""
+    value = os.environ.get("LABKIT_FAST", "0").strip().lower()
+    if value not in {"", "0", "1", "true", "false", "yes", "no"}:
+        raise ValueError(f"LABKIT_FAST must be 0 or 1, got {value!r}")
+    return value in {"1", "true", "yes"}
+
+
+def figures_dir() -> Path:
+    """Where ``savefig`` writes: ``$LABKIT_FIGURES`` or ``<repo>/figures``."""
+    return Path(os.environ.get("LABKIT_FIGURES", repo_root() / "figures"))
+
+
+def cache_dir(*parts: str) -> Path:
+    """A cache folder ``$LABKIT_CACHE/<parts>`` (default ``<repo>/.cache``), created on demand.
+
+    The fast size gets its own sub-folder so a test run never reads full-size results.
+    """
+    root = Path(os.environ.get("LABKIT_CACHE", repo_root() / ".cache"))
+    path = root.joinpath("fast" if is_fast() else "full", *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, numpy and torch (for notebooks only; library code takes ``generator=``).
+
+    Returns a fresh ``torch.Generator`` seeded with ``seed`` to pass on explicitly.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def apply_theme() -> None:
+    """The lab's seaborn theme: white grid, colour-blind-safe palette, PNG-friendly sizes."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    matplotlib.rcParams.update({
+        "figure.dpi": 90,
+        "savefig.dpi": 110,
+        "savefig.bbox": "tight",
+        "axes.titlesize": 11,
+        "axes.titleweight": "bold",
+        "figure.titlesize": 12,
+        "figure.titleweight": "bold",
+        "legend.fontsize": 9,
+        "image.cmap": "viridis",
+    })
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What ``setup()`` decided: the size switch, the device and a seeded generator."""
+
+    fast: bool
+    device: torch.device
+    seed: int
+    generator: torch.Generator
+
+    def pick(self, full, fast):
+        """``fast`` at the test size, ``full`` otherwise: ``n = cfg.pick(2000, 200)``."""
+        return fast if self.fast else full
+
+
+def setup(seed: int = 0, device: str | None = None, threads: int | None = None) -> Setup:
+    """One call at the top of every notebook: seed, device, theme, size switch.
+
+    ``device`` defaults to ``$LABKIT_DEVICE`` or ``"cpu"``; ``threads`` caps torch's intra-op
+    threads (default: leave torch's choice, or ``$OMP_NUM_THREADS``).
+    """
+    device = torch.device(device or os.environ.get("LABKIT_DEVICE", "cpu"))
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    generator = seed_everything(seed)
+    apply_theme()
+    return Setup(fast=is_fast(), device=device, seed=seed, generator=generator)
+
+
+def savefig(fig, name: str) -> Path:
+    """Write ``fig`` to ``figures/<name>.png`` (atomically) and return the path.
+
+    ``name`` must start with the notebook's two-digit number, e.g. ``"02_width_vs_n"``.
+    """
+    if not (isinstance(name, str) and len(name) > 3 and name[:2].isdigit() and name[2] == "_"):
+        raise ValueError(f"name must look like '<two-digit notebook number>_<what>', got {name!r}")
+    if name.endswith(".png"):
+        name = name[:-4]
+    out = figures_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    tmp = path.with_suffix(".png.tmp")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+    return path
