@@ -4,7 +4,7 @@ Diffusion Models* (Ye, Zhu, Tao, Chen; arXiv 2511.03202).
 The package is flat, one file per concept, in the order the notebooks introduce them:
 
 - ``process``   the OU forward process; score / denoiser / noise conversions   (notebook 00)
-- ``data``      Gaussian mixtures with exact diffused scores, 2-D toys, images  (00, 03)
+- ``data``      Gaussian mixtures with exact diffused scores, 2-D toys          (00)
 - ``scores``    the empirical score, denoiser and log-density (chunked GEMMs)   (00)
 - ``losses``    DSM loss, Fisher divergence, the Loss-Gap of Prop. 4.1         (00, 01)
 - ``sampling``  reverse SDE and probability-flow ODE samplers                  (00)
@@ -14,6 +14,7 @@ The package is flat, one file per concept, in the order the notebooks introduce 
 - ``sweeps``    cached, resumable, parallel experiment grids                   (02)
 - ``dit``       a small diffusion transformer with gated heads                 (03)
 - ``pruning``   head importance (Alg. 2), selection and structural pruning     (03)
+- ``images``    digits and CIFAR-10 loaders, classifier features, FD, P/R     (03)
 - ``plotting``  notebook setup, theme, ``savefig``                             (all)
 - ``widgets``   explorers over pure ``render(...) -> Figure`` functions        (all)
 
@@ -27,7 +28,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "process", "data", "scores", "losses", "sampling", "metrics", "nets", "train", "sweeps",
-    "dit", "pruning", "image_metrics", "plotting", "widgets",
+    "dit", "pruning", "images", "plotting", "widgets",
 )
 __all__ = list(_SUBMODULES)
 

@@ -1,0 +1,242 @@
+"""Ground-truth laws with exact diffused scores, 2-D toy sets, and duplicate handling.
+
+The lab's ground truth is a Gaussian mixture ``P = sum_k w_k N(mu_k, Sigma)`` with a shared
+covariance (DESIGN.md section 2). Diffused by the OU process it stays a mixture,
+
+    P_t = sum_k w_k N(alpha_t mu_k, C_t),   C_t = alpha_t^2 Sigma + sigma_t^2 I,
+
+so its log-density and score ``sum_k pi_k(x) C_t^{-1} (alpha_t mu_k - x)`` are exact at every t
+(including t = 0). With ``Sigma = I``, ``C_t = I`` exactly. The paper's setting (K = 8,
+``mu_k ~ N(0, 4 I_d)``, ``Sigma = I``) is :func:`make_gmm`. Introduced in notebook 00.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+from .process import alpha_sigma
+
+__all__ = [
+    "GaussianMixture",
+    "make_gmm",
+    "toy_mixture",
+    "toy_2d",
+    "deduplicate",
+    "with_duplicates",
+]
+
+
+class GaussianMixture:
+    """``sum_k w_k N(mu_k, Sigma)`` with a shared covariance and exact diffused quantities.
+
+    Args:
+        means: (K, d) component means (floating tensor; its dtype is the mixture's dtype).
+        cov: a positive float (``Sigma = cov * I``) or a (d, d) symmetric positive-definite matrix.
+        weights: (K,) non-negative weights summing to 1, or None for equal weights.
+    """
+
+    def __init__(self, means: torch.Tensor, cov=1.0, weights: torch.Tensor | None = None):
+        self.means = _checks.points(means, "means")
+        k, d = means.shape
+        if isinstance(cov, torch.Tensor) and cov.ndim > 0:
+            if cov.shape != (d, d):
+                raise ValueError(f"cov must be a float or a ({d}, {d}) matrix, got shape {tuple(cov.shape)}")
+            c64 = cov.detach().to(torch.float64)
+            if not torch.isfinite(c64).all() or not torch.allclose(c64, c64.T, atol=1e-10):
+                raise ValueError("cov must be a finite symmetric matrix")
+            eigvals, eigvecs = torch.linalg.eigh(c64)
+            if eigvals.min() <= 0:
+                raise ValueError(f"cov must be positive definite, got smallest eigenvalue {eigvals.min().item():.3g}")
+            self.isotropic = False
+        else:
+            c = _checks.positive_float(float(cov), "cov")
+            eigvals, eigvecs = torch.full((d,), c, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
+            self.isotropic = True
+        self.eigvals, self.eigvecs = eigvals, eigvecs  # Sigma = U diag(lam) U^T, float64
+        if weights is None:
+            weights = torch.full((k,), 1.0 / k, dtype=torch.float64)
+        else:
+            if not isinstance(weights, torch.Tensor) or weights.shape != (k,):
+                raise ValueError(f"weights must be a tensor of shape ({k},), got {getattr(weights, 'shape', weights)}")
+            weights = weights.detach().to(torch.float64)
+            if not torch.isfinite(weights).all() or (weights < 0).any():
+                raise ValueError("weights must be finite and non-negative")
+            if abs(weights.sum().item() - 1.0) > 1e-6:
+                raise ValueError(f"weights must sum to 1, got {weights.sum().item():.6g}")
+        self.weights = weights
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def num_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def cov(self) -> torch.Tensor:
+        """The shared covariance Sigma as a (d, d) float64 matrix."""
+        return (self.eigvecs * self.eigvals) @ self.eigvecs.T
+
+    @property
+    def trace_cov(self) -> float:
+        return float(self.eigvals.sum())
+
+    def __repr__(self) -> str:
+        kind = f"cov={self.eigvals[0].item():g}*I" if self.isotropic else "full cov"
+        return f"GaussianMixture(K={self.num_components}, d={self.dim}, {kind})"
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` points; returns (n, d) in the means' dtype and device."""
+        n = _checks.positive_int(n, "n")
+        _checks.generator(generator)
+        comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        noise = (z * self.eigvals.sqrt()) @ self.eigvecs.T  # (n, d): Sigma^{1/2} z
+        x = self.means.detach().to(torch.float64, copy=False)[comp] + noise
+        return x.to(self.means.dtype).to(self.means.device)
+
+    def _diffused(self, x: torch.Tensor, t):
+        """Rotated residuals and per-axis variances of P_t at x.
+
+        Returns ``y`` (m, K, d): ``U^T (x - alpha_t mu_k)``, ``var`` (m or 1, d): the eigenvalues
+        of C_t, and ``log_w`` (K,).
+        """
+        m, _ = x.shape
+        t = _checks.time(t, "t", x, m=m, allow_zero=True)
+        alpha_t, sigma_t = alpha_sigma(t)
+        alpha_t, sigma_t = alpha_t.reshape(-1, 1), sigma_t.reshape(-1, 1)  # (m or 1, 1)
+        lam = self.eigvals.to(x)
+        u = self.eigvecs.to(x)
+        mu = self.means.to(x)
+        var = alpha_t**2 * lam + sigma_t**2  # (m or 1, d)
+        xr, mur = x @ u, mu @ u  # rotate once: (m, d), (K, d)
+        y = xr[:, None, :] - alpha_t[:, :, None] * mur[None, :, :]  # (m, K, d)
+        return y, var, self.weights.to(x).log()
+
+    def _log_joint(self, x, t):
+        y, var, log_w = self._diffused(x, t)
+        quad = (y**2 / var[:, None, :]).sum(-1)  # (m, K)
+        log_det = torch.log(var).sum(-1, keepdim=True)  # (m or 1, 1)
+        log_joint = log_w - 0.5 * (quad + log_det + self.dim * math.log(2 * math.pi))  # (m, K)
+        return log_joint, y, var
+
+    def log_prob(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+        """Log-density of the diffused law P_t at x (m, d); t >= 0 scalar or (m,). Returns (m,)."""
+        x = _checks.points(x, "x", dim=self.dim)
+        log_joint, _, _ = self._log_joint(x, t)
+        return torch.logsumexp(log_joint, dim=1)
+
+    def responsibilities(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+        """Posterior component probabilities ``pi_k(x)`` under P_t; returns (m, K)."""
+        x = _checks.points(x, "x", dim=self.dim)
+        log_joint, _, _ = self._log_joint(x, t)
+        return torch.softmax(log_joint, dim=1)
+
+    def score(self, x: torch.Tensor, t) -> torch.Tensor:
+        """``grad_x log p_t(x) = sum_k pi_k(x) C_t^{-1} (alpha_t mu_k - x)``; x (m, d) -> (m, d)."""
+        x = _checks.points(x, "x", dim=self.dim)
+        log_joint, y, var = self._log_joint(x, t)
+        pi = torch.softmax(log_joint, dim=1)  # (m, K)
+        rotated = -torch.einsum("mk,mkd->md", pi, y) / var  # (m, d): C_t^{-1} in the eigenbasis
+        return rotated @ self.eigvecs.to(x).T
+
+    def denoiser(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Posterior mean ``E[X_0 | X_t = x]`` via Tweedie; x (m, d) -> (m, d), t > 0."""
+        from .process import denoiser_from_score
+
+        return denoiser_from_score(self.score(x, t), x, t)
+
+
+def make_gmm(num_components: int = 8, dim: int = 32, mean_std: float = 2.0, cov=1.0,
+             generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> GaussianMixture:
+    """The paper's mixture: K equal-weight components, ``mu_k ~ N(0, mean_std^2 I_d)``, shared cov."""
+    k = _checks.positive_int(num_components, "num_components")
+    d = _checks.positive_int(dim, "dim")
+    s = _checks.positive_float(mean_std, "mean_std")
+    _checks.generator(generator)
+    means = s * torch.randn(k, d, generator=generator, dtype=torch.float64)
+    return GaussianMixture(means.to(dtype), cov=cov)
+
+
+_TOYS = ("gmm4", "ring", "moons")
+
+
+def toy_mixture(name: str = "gmm4", dtype: torch.dtype = torch.float32) -> GaussianMixture:
+    """A 2-D mixture for figures: ``"gmm4"`` (K = 4 at (+-2, +-2), std 0.5, the paper's Fig. 2
+    setting) or ``"ring"`` (8 components on a circle of radius 3, std 0.3)."""
+    _checks.choice(name, "name", ("gmm4", "ring"))
+    if name == "gmm4":
+        means = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [-2.0, -2.0], [2.0, -2.0]])
+        return GaussianMixture(means.to(dtype), cov=0.25)
+    angles = torch.arange(8) * (2 * math.pi / 8)
+    means = 3.0 * torch.stack([angles.cos(), angles.sin()], dim=1)
+    return GaussianMixture(means.to(dtype), cov=0.09)
+
+
+def toy_2d(name: str, n: int, generator: torch.Generator | None = None,
+           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``n`` points of a 2-D toy set: ``"gmm4"``, ``"ring"`` (exact mixtures, see
+    :func:`toy_mixture`) or ``"moons"`` (two interleaved half circles, noise 0.1, scaled to unit
+    spread; no closed-form score). Returns (n, 2)."""
+    _checks.choice(name, "name", _TOYS)
+    n = _checks.positive_int(n, "n")
+    _checks.generator(generator)
+    if name != "moons":
+        return toy_mixture(name, dtype).sample(n, generator=generator)
+    upper = torch.rand(n, generator=generator) < 0.5
+    angle = torch.rand(n, generator=generator) * math.pi
+    x = torch.where(upper, angle.cos(), 1 - angle.cos())
+    y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
+    pts = torch.stack([x - 0.5, y - 0.25], dim=1) * 2.0
+    pts = pts + 0.1 * torch.randn(n, 2, generator=generator)
+    return pts.to(dtype)
+
+
+def deduplicate(x: torch.Tensor, atol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Remove repeated points, keeping first occurrences in order.
+
+    ``atol = 0`` drops exact copies; ``atol > 0`` also drops a point within Euclidean distance
+    ``atol`` of an earlier kept point. Returns ``(unique (u, d), counts (u,))`` where ``counts``
+    says how many input points each kept point stands for.
+    """
+    x = _checks.points(x, "x")
+    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not math.isfinite(atol) or atol < 0:
+        raise ValueError(f"atol must be a finite number >= 0, got {atol!r}")
+    n = x.shape[0]
+    owner = torch.arange(n)
+    if atol == 0:
+        _, inverse = torch.unique(x, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), n, dtype=torch.long)
+        first.scatter_reduce_(0, inverse, torch.arange(n), reduce="amin")
+        owner = first[inverse]
+    else:
+        for i in range(n):  # greedy in input order; O(n^2 d) is fine at the sizes this is for
+            if owner[i] != i:
+                continue
+            close = (x[i + 1:] - x[i]).norm(dim=1) <= atol
+            later = torch.arange(i + 1, n)[close]
+            owner[later] = torch.where(owner[later] == later, torch.full_like(later, i), owner[later])
+    keep = torch.nonzero(owner == torch.arange(n)).flatten()
+    counts = torch.bincount(owner, minlength=n)[keep]
+    return x[keep], counts
+
+
+def with_duplicates(train: torch.Tensor, fraction: float, copies: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Repeat a random ``fraction`` of the training points so each appears ``copies`` times.
+
+    Returns (n + round(fraction n) (copies - 1), d): the original set followed by the extra copies.
+    Used to show that duplication lowers the effective sample size.
+    """
+    train = _checks.points(train, "train")
+    fraction = _checks.unit_interval(fraction, "fraction", closed_left=True)
+    copies = _checks.positive_int(copies, "copies")
+    _checks.generator(generator)
+    n = train.shape[0]
+    chosen = torch.randperm(n, generator=generator)[: round(fraction * n)]
+    extra = train[chosen].repeat(copies - 1, 1)
+    return torch.cat([train, extra], dim=0)
