@@ -135,7 +135,8 @@ def loss_gap(true_score, train: torch.Tensor, t, num_noise: int = 1, method: str
     true_score: ``(x, t) -> (m, d)``, the score of the law the data came from; train: (n, d).
     ``method="fisher"`` averages ``||grad log p^_t - grad log p_t||^2`` over X ~ P^_t (diffused
     training points); ``method="dsm"`` averages the difference of the two DSM losses on common
-    noise. Both estimate the same number (Prop. 4.1); "fisher" has far lower variance.
+    noise. Both estimate the same number (Prop. 4.1). The standard error is over training
+    points (each point's draws are averaged first).
     """
     train, t, num_noise = _check_common(true_score, train, t, num_noise, generator)
     _checks.choice(method, "method", ("fisher", "dsm"))
@@ -148,7 +149,6 @@ def loss_gap(true_score, train: torch.Tensor, t, num_noise: int = 1, method: str
     else:
         target = -z / sigma_t
         per_draw = ((target - s_true) ** 2).sum(1) - ((target - s_emp) ** 2).sum(1)
-    # Draws of the same training point are averaged first, so the standard error is over points.
     return _estimate(per_draw.reshape(num_noise, n).mean(0))
 
 

@@ -74,8 +74,9 @@ def _prepare(x, t, train, chunk_size):
 def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
     """One pass over the training set with an online log-sum-exp.
 
-    Returns ``(lse (m,), mean (m, d) or None, top (m,))``: the log-sum-exp of the expanded
-    logits, the softmax-weighted mean of the training points, and the index of the largest logit.
+    Returns ``(log_rest (m,), mean (m, d) or None, top (m,))``: ``log sum_i exp(l_i - l_top)``
+    over the expanded logits (>= 0), the softmax-weighted mean of the training points, and the
+    index ``top`` of the largest logit.
     """
     m, d = x.shape
     norms = _squared_norms(train)
@@ -97,9 +98,8 @@ def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
             run_mean = run_mean * rescale[:, None] + weights @ block  # (m, d)
         top = torch.where(block_max > run_max, block_arg + start, top)
         run_max = new_max
-    lse = run_max + torch.log(run_sum)
     mean = run_mean / run_sum[:, None] if want_mean else None
-    return lse, mean, top
+    return torch.log(run_sum), mean, top
 
 
 def empirical_denoiser(x: torch.Tensor, t, train: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
@@ -131,12 +131,11 @@ def empirical_log_prob(x: torch.Tensor, t, train: torch.Tensor, chunk_size: int 
     """
     x, t, train, chunk_size, alpha_t, sigma_t = _prepare(x, t, train, chunk_size)
     n, d = train.shape
-    lse, _, top = _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean=False)
+    log_rest, _, top = _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean=False)
     var = sigma_t.squeeze(1) ** 2  # (m,) or (1,)
-    gemm_top = (alpha_t.squeeze(1) * (x * train[top]).sum(1) - alpha_t.squeeze(1) ** 2 * _squared_norms(train)[top] / 2) / var
     exact_top = -((x - alpha_t * train[top]) ** 2).sum(1) / (2 * var)
     log_norm = math.log(n) + 0.5 * d * torch.log(2 * math.pi * var)
-    return exact_top + (lse - gemm_top) - log_norm
+    return exact_top + log_rest - log_norm
 
 
 def switched_score(high, low, tau: float):

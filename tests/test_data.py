@@ -1,0 +1,117 @@
+import math
+
+import pytest
+import torch
+
+from labkit import data, process
+
+
+def _autograd_score(log_prob, x, t):
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(log_prob(x, t).sum(), x)
+    return grad
+
+
+@pytest.mark.parametrize("t", [0.0, 1e-3, 0.1, 1.0, 4.0])
+def test_score_is_gradient_of_log_prob(gmm64, gen, t):
+    x = gmm64.sample(20, generator=gen) + 0.3 * torch.randn(20, 3, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(gmm64.score(x, t), _autograd_score(gmm64.log_prob, x, t), rtol=1e-8, atol=1e-8)
+
+
+def test_per_point_times(gmm64, gen):
+    x = gmm64.sample(4, generator=gen)
+    t = torch.tensor([0.0, 0.1, 1.0, 3.0], dtype=torch.float64)
+    per_point = gmm64.score(x, t)
+    for i in range(4):
+        torch.testing.assert_close(per_point[i], gmm64.score(x[i:i + 1], t[i].item())[0])
+
+
+def test_log_prob_matches_multivariate_normal(gmm64, gen):
+    """Against torch.distributions at t = 0.7 (diffused covariance alpha^2 Sigma + sigma^2 I)."""
+    t = 0.7
+    alpha, sigma = process.alpha_sigma(torch.tensor(t, dtype=torch.float64))
+    cov_t = alpha**2 * gmm64.cov + sigma**2 * torch.eye(3, dtype=torch.float64)
+    x = torch.randn(10, 3, generator=gen, dtype=torch.float64)
+    comps = torch.stack([torch.distributions.MultivariateNormal(alpha * mu, cov_t).log_prob(x) for mu in gmm64.means])
+    expected = torch.logsumexp(comps + gmm64.weights.log()[:, None], dim=0)
+    torch.testing.assert_close(gmm64.log_prob(x, t), expected)
+
+
+def test_identity_covariance_diffuses_to_identity(gen):
+    gmm = data.make_gmm(4, 5, cov=1.0, generator=gen, dtype=torch.float64)
+    x = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    for t in (0.0, 0.5, 3.0):
+        pi = gmm.responsibilities(x, t)
+        alpha, _ = process.alpha_sigma(t)
+        torch.testing.assert_close(gmm.score(x, t), pi @ (alpha * gmm.means) - x)
+
+
+def test_sample_moments(gmm64):
+    x = gmm64.sample(100_000, generator=torch.Generator().manual_seed(0))
+    mean = (gmm64.weights[:, None] * gmm64.means).sum(0)
+    centered = gmm64.means - mean
+    cov = gmm64.cov + (gmm64.weights[:, None, None] * centered[:, :, None] * centered[:, None, :]).sum(0)
+    torch.testing.assert_close(x.mean(0), mean, atol=0.03, rtol=0)
+    torch.testing.assert_close(torch.cov(x.T), cov, atol=0.06, rtol=0)
+
+
+def test_sampling_is_deterministic(gen):
+    gmm = data.make_gmm(generator=torch.Generator().manual_seed(0))
+    a = gmm.sample(10, generator=torch.Generator().manual_seed(5))
+    b = gmm.sample(10, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.shape == (10, 32) and a.dtype == torch.float32
+
+
+def test_make_gmm_paper_setting():
+    gmm = data.make_gmm(generator=torch.Generator().manual_seed(0))
+    assert (gmm.num_components, gmm.dim) == (8, 32)
+    assert gmm.trace_cov == pytest.approx(32.0)
+    assert gmm.means.std().item() == pytest.approx(2.0, rel=0.15)
+
+
+@pytest.mark.parametrize("name", ["gmm4", "ring", "moons"])
+def test_toys(name, gen):
+    x = data.toy_2d(name, 100, generator=gen)
+    assert x.shape == (100, 2) and torch.isfinite(x).all()
+    assert data.toy_mixture("gmm4").num_components == 4
+
+
+def test_deduplicate():
+    x = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [2.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
+    uniq, counts = data.deduplicate(x)
+    torch.testing.assert_close(uniq, torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+    assert counts.tolist() == [3, 2, 1]
+    near = torch.tensor([[0.0, 0.0], [0.05, 0.0], [1.0, 0.0]])
+    uniq, counts = data.deduplicate(near, atol=0.1)
+    assert uniq.shape == (2, 2) and counts.tolist() == [2, 1]
+
+
+def test_with_duplicates(gen):
+    x = torch.randn(10, 3, generator=gen)
+    y = data.with_duplicates(x, 0.5, 3, generator=gen)
+    assert y.shape == (10 + 5 * 2, 3)
+    uniq, counts = data.deduplicate(y)
+    assert uniq.shape[0] == 10 and sorted(counts.tolist()) == [1] * 5 + [3] * 5
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: data.GaussianMixture(torch.zeros(3)), "means must have shape"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), cov=-1.0), "cov must be a positive"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), cov=torch.eye(3)), r"cov must be a float or a \(2, 2\)"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), cov=torch.tensor([[1.0, 2.0], [2.0, 1.0]])), "positive definite"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), cov=torch.tensor([[1.0, 0.5], [0.0, 1.0]])), "symmetric"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), weights=torch.tensor([0.7, 0.7])), "sum to 1"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), weights=torch.tensor([1.5, -0.5])), "non-negative"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), weights=torch.tensor([1.0])), "weights must be a tensor of shape"),
+    (lambda: data.GaussianMixture(torch.tensor([[float("nan"), 0.0]])), "means contains NaN"),
+    (lambda: data.toy_mixture().score(torch.zeros(3, 3), 0.1), "x must have 2 columns"),
+    (lambda: data.toy_mixture().score(torch.zeros(3, 2), -0.1), "t must satisfy"),
+    (lambda: data.toy_mixture().sample(0), "n must be a positive integer"),
+    (lambda: data.make_gmm(dim=0), "dim"),
+    (lambda: data.toy_2d("spiral", 10), "name must be one of"),
+    (lambda: data.deduplicate(torch.zeros(3, 2), atol=-1.0), "atol"),
+    (lambda: data.with_duplicates(torch.zeros(3, 2), 1.5, 2), "fraction"),
+])
+def test_bad_input(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

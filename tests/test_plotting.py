@@ -1,0 +1,43 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from labkit import plotting
+
+
+def test_setup_seeds_and_reads_the_switch(monkeypatch):
+    monkeypatch.setenv("LABKIT_FAST", "1")
+    cfg = plotting.setup(seed=3)
+    assert cfg.fast and cfg.pick(100, 10) == 10 and cfg.device == torch.device("cpu")
+    a = torch.randn(3, generator=cfg.generator)
+    b = torch.randn(3, generator=plotting.setup(seed=3).generator)
+    assert torch.equal(a, b)
+    monkeypatch.setenv("LABKIT_FAST", "0")
+    assert not plotting.setup().fast
+    monkeypatch.setenv("LABKIT_FAST", "maybe")
+    with pytest.raises(ValueError, match="LABKIT_FAST"):
+        plotting.is_fast()
+
+
+def test_savefig_writes_png_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_FIGURES", str(tmp_path))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = plotting.savefig(fig, "00_line")
+    plt.close(fig)
+    assert path == tmp_path / "00_line.png" and path.read_bytes()[:4] == b"\x89PNG"
+    assert list(tmp_path.iterdir()) == [path]
+    with pytest.raises(ValueError, match="name must look like"):
+        plotting.savefig(fig, "line")
+
+
+def test_cache_dir_separates_sizes(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("LABKIT_FAST", "1")
+    fast = plotting.cache_dir("02")
+    monkeypatch.setenv("LABKIT_FAST", "0")
+    full = plotting.cache_dir("02")
+    assert fast != full and fast.is_dir() and full.is_dir()
