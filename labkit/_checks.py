@@ -15,8 +15,10 @@ import torch
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def points(x, name: str, dim: int | None = None, allow_empty: bool = False) -> torch.Tensor:
-    """Check that ``x`` is a finite floating tensor of shape (m, d) and return it."""
+def points(x, name: str, dim: int | None = None, allow_empty: bool = False,
+           finite: bool = True) -> torch.Tensor:
+    """Check that ``x`` is a floating tensor of shape (m, d) (finite unless ``finite=False``,
+    for callers that check finiteness more cheaply themselves) and return it."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (m, d), got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
@@ -29,7 +31,7 @@ def points(x, name: str, dim: int | None = None, allow_empty: bool = False) -> t
         raise ValueError(f"{name} must have at least one dimension, got shape {tuple(x.shape)}")
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{name} must have {dim} columns (the data dimension), got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    if finite and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 

@@ -37,6 +37,10 @@ __all__ = [
 # Logit block budget: m x chunk floats. 2**24 floats = 64 MiB in float32.
 _BLOCK_BUDGET = 1 << 24
 _norm_cache: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
+# Shifted logits are clamped here before exp: exp of a very negative number lands in the
+# denormal range, where CPUs run some 50x slower, and the weights lost (< e^-79) are nil.
+_EXP_FLOOR = {torch.float32: math.log(torch.finfo(torch.float32).tiny) + 8,
+              torch.float64: math.log(torch.finfo(torch.float64).tiny) + 8}
 
 
 def default_chunk_size(m: int, n: int) -> int:
@@ -58,12 +62,17 @@ def _squared_norms(train: torch.Tensor) -> torch.Tensor:
 
 
 def _prepare(x, t, train, chunk_size):
-    train = _checks.points(train, "train")
+    # Finiteness of train is checked on its cached squared norms (n values, not n d).
+    train = _checks.points(train, "train", finite=False)
     n, d = train.shape
     x = _checks.points(x, "x", dim=d)
+    if x.dtype not in _EXP_FLOOR:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     if train.dtype != x.dtype or train.device != x.device:
         raise ValueError(f"train must have x's dtype and device ({x.dtype}, {x.device}), "
                          f"got ({train.dtype}, {train.device})")
+    if not torch.isfinite(_squared_norms(train)).all():
+        raise ValueError("train contains NaN or infinite values (or values too large to square)")
     m = x.shape[0]
     t = _checks.time(t, "t", x, m=m)
     chunk_size = _checks.optional_positive_int(chunk_size, "chunk_size") or default_chunk_size(m, n)
@@ -86,13 +95,17 @@ def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
     run_sum = torch.zeros(m, dtype=x.dtype, device=x.device)
     run_mean = torch.zeros(m, d, dtype=x.dtype, device=x.device) if want_mean else None
     top = torch.zeros(m, dtype=torch.long, device=x.device)
+    floor = _EXP_FLOOR[x.dtype]
     for start in range(0, train.shape[0], chunk_size):
         block = train[start:start + chunk_size]  # (c, d)
         logits = torch.addmm(-bias * norms[start:start + chunk_size], x_scaled, block.T)  # (m, c)
         block_max, block_arg = logits.max(dim=1)  # (m,)
         new_max = torch.maximum(run_max, block_max)
         rescale = torch.exp(run_max - new_max)  # (m,), 0 on the first chunk
-        weights = torch.exp(logits - new_max[:, None])  # (m, c)
+        if logits.requires_grad:
+            weights = (logits - new_max[:, None]).clamp(min=floor).exp()  # (m, c)
+        else:
+            weights = logits.sub_(new_max[:, None]).clamp_(min=floor).exp_()  # (m, c), in place
         run_sum = run_sum * rescale + weights.sum(dim=1)
         if want_mean:
             run_mean = run_mean * rescale[:, None] + weights @ block  # (m, d)

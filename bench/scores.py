@@ -1,0 +1,117 @@
+"""Benchmark of the empirical score and the memorization metric, measured side by side.
+
+    python bench/scores.py            # the CIFAR-scale shape of the issue (n=50,000, d=3,072)
+    python bench/scores.py --small    # a quick run
+
+Prints, from one run on this machine:
+1. the empirical score's effective FLOP rate (4 m n d flops: two GEMMs) as a fraction of a plain
+   fp32 GEMM of the same (m, d) x (d, n) shape (the goal is >= 0.85: the computation is
+   GEMM-bound, everything else is O(m n) or O(n d));
+2. its speed-up over the straightforward broadcast implementation at a size where that fits;
+3. its peak extra memory at the big shape (chunking keeps it near one logit block);
+4. ``labkit.metrics.memorized`` against scikit-learn's brute-force nearest neighbours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import threading
+import time
+
+import torch
+
+from labkit import metrics, process, scores
+
+
+def best_time(fn, repeats: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_extra_memory(fn) -> int:
+    """Peak resident memory above the level before ``fn`` runs, sampled every millisecond."""
+    base, peak, done = rss_bytes(), [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_bytes())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    fn()
+    done.set()
+    thread.join()
+    return max(peak[0], rss_bytes()) - base
+
+
+def broadcast_score(x, t, train):
+    """The textbook implementation: materialise every difference x - alpha_t x_i, (m, n, d)."""
+    alpha, sigma = process.alpha_sigma(torch.as_tensor(t, dtype=x.dtype))
+    diff = x[:, None, :] - alpha * train[None, :, :]  # (m, n, d)
+    w = torch.softmax(-(diff**2).sum(-1) / (2 * sigma**2), dim=1)  # (m, n)
+    return -(w[:, :, None] * diff).sum(1) / sigma**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="a quick run at a smaller shape")
+    args = parser.parse_args()
+    g = torch.Generator().manual_seed(0)
+    n, d, m = (5_000, 512, 256) if args.small else (50_000, 3_072, 256)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    train = torch.randn(n, d, generator=g)
+    x = process.alpha_sigma(0.01)[0] * train[:m] + 0.1 * torch.randn(m, d, generator=g)
+    t_score = best_time(lambda: scores.empirical_score(x, 0.01, train))
+    t_gemm = best_time(lambda: x @ train.T)
+    score_rate, gemm_rate = 4 * m * n * d / t_score, 2 * m * n * d / t_gemm
+    print(f"\n[1] empirical score, m={m}, n={n:,}, d={d:,}: {t_score * 1e3:.0f} ms, {score_rate / 1e9:.1f} GFLOP/s")
+    print(f"    plain fp32 GEMM ({m}x{d})x({d}x{n:,}): {t_gemm * 1e3:.0f} ms, {gemm_rate / 1e9:.1f} GFLOP/s")
+    print(f"    effective rate / GEMM rate = {score_rate / gemm_rate:.2f} (goal >= 0.85)")
+
+    nb, db = 2_000, 256
+    small_train, small_x = train[:nb, :db].contiguous(), x[:, :db].contiguous()
+    t_labkit = best_time(lambda: scores.empirical_score(small_x, 0.01, small_train))
+    t_naive = best_time(lambda: broadcast_score(small_x, 0.01, small_train), repeats=2)
+    err = (scores.empirical_score(small_x, 0.01, small_train) - broadcast_score(small_x, 0.01, small_train)).abs().max()
+    print(f"\n[2] vs broadcast implementation at m={m}, n={nb:,}, d={db}: labkit {t_labkit * 1e3:.1f} ms, "
+          f"broadcast {t_naive * 1e3:.0f} ms, speed-up {t_naive / t_labkit:.0f}x (max abs difference {err:.1e})")
+
+    extra = peak_extra_memory(lambda: scores.empirical_score(x, 0.01, train))
+    print(f"\n[3] peak extra memory of one call at n={n:,}, d={d:,}: {extra / 2**20:.0f} MiB "
+          f"(training set itself: {train.numel() * 4 / 2**20:.0f} MiB; one (m, n) logit block: {m * n * 4 / 2**20:.0f} MiB)")
+
+    from sklearn.neighbors import NearestNeighbors
+
+    mq, nq, dq = (1_000, 5_000, 64) if args.small else (2_000, 20_000, 64)
+    ref, samples = torch.randn(nq, dq, generator=g), torch.randn(mq, dq, generator=g)
+
+    def sklearn_memorized():
+        nn = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(ref.numpy())
+        dist, _ = nn.kneighbors(samples.numpy())
+        return dist[:, 0] < dist[:, 1] / 3
+
+    t_ours = best_time(lambda: metrics.memorized(samples, ref))
+    t_sk = best_time(sklearn_memorized)
+    agree = (metrics.memorized(samples, ref).numpy() == sklearn_memorized()).mean()
+    print(f"\n[4] memorized(), m={mq:,} samples, n={nq:,} training points, d={dq}: labkit {t_ours * 1e3:.0f} ms, "
+          f"scikit-learn brute force {t_sk * 1e3:.0f} ms, speed-up {t_sk / t_ours:.2f}x (agreement {agree:.3f})")
+    if not math.isfinite(score_rate):
+        raise SystemExit("timing failed")
+
+
+if __name__ == "__main__":
+    main()
