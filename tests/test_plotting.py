@@ -41,3 +41,14 @@ def test_cache_dir_separates_sizes(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_FAST", "0")
     full = plotting.cache_dir("02")
     assert fast != full and fast.is_dir() and full.is_dir()
+
+
+def test_score_fields_figure_renders():
+    from labkit import data
+
+    gmm = data.toy_mixture("gmm4", dtype=torch.float64)
+    train = gmm.sample(10, generator=torch.Generator().manual_seed(0))
+    fig = plotting.score_fields_figure(gmm, train, t=0.1, grid=7)
+    assert len(fig.axes) == 3  # two fields and the colour bar
+    assert "Loss-Gap" in fig._suptitle.get_text()
+    plt.close(fig)
