@@ -81,6 +81,11 @@ def test_deduplicate():
     uniq, counts = data.deduplicate(x)
     torch.testing.assert_close(uniq, torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
     assert counts.tolist() == [3, 2, 1]
+    signed_zero = torch.tensor([[0.0, 1.0], [-0.0, 1.0], [0.5, 1.0]])  # -0.0 == 0.0
+    assert data.deduplicate(signed_zero)[1].tolist() == [2, 1]
+    distinct = torch.randn(50, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    uniq, counts = data.deduplicate(distinct)
+    assert torch.equal(uniq, distinct) and (counts == 1).all()
     near = torch.tensor([[0.0, 0.0], [0.05, 0.0], [1.0, 0.0]])
     uniq, counts = data.deduplicate(near, atol=0.1)
     assert uniq.shape == (2, 2) and counts.tolist() == [2, 1]
