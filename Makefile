@@ -29,19 +29,27 @@ $(STAMP): pyproject.toml
 # The widget renderer, require.js and MathJax, so the HTML book works offline.
 assets: book/node_modules/.installed
 book/node_modules/.installed: book/package.json book/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	  { echo "assets: npm is needed to fetch the book's front-end assets (install Node.js)"; exit 1; }
 	cd book && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Headless Chromium for the browser test (skipped with a message where it cannot be installed).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Headless Chromium, its driver and selenium for the browser test (tests/test_book.py skips
+# with a message where no browser can be installed).
+browser: venv
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	      || echo "browser: could not install chromium; the browser test will be skipped"; \
-	  else echo "browser: chromium not found and cannot be installed here; the browser test will be skipped"; fi; }
+	  else echo "browser: chromium/chromedriver not found and cannot be installed here; the browser test will be skipped"; fi; }
+	@$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install -q "selenium>=4.20"
 
+# Execute every notebook at full size (in place), then render site/. BOOK_ARGS=--no-execute
+# renders the committed notebooks only.
+BOOK_ARGS ?=
 book: venv assets
-	$(PY) scripts/build_book.py
+	$(PY) scripts/build_book.py $(BOOK_ARGS)
 
 test: venv assets browser
 	LABKIT_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider

@@ -1,0 +1,381 @@
+"""The training loop shared by the MLPs of notebooks 01-02 and the DiT of notebook 03.
+
+The paper trains score networks by denoising score matching (Section 2):
+``l_t(x, s) = E_Z || -Z / sigma_t - s(alpha_t x + sigma_t Z, t) ||^2``. labkit's networks
+predict the noise ``eps(x_t, t)`` with ``s = -eps / sigma_t``, so
+
+    sigma_t^2 l_t(x, s) = E_Z || Z - eps(alpha_t x + sigma_t Z, t) ||^2,
+
+i.e. the noise-prediction MSE of :func:`dsm_noise_loss` is DSM weighted by ``sigma_t^2``. The
+weight changes how times are traded off, not the minimizer at each t: the empirical score
+still minimizes it, which is what drives memorization (Proposition 4.1).
+
+:func:`train` is a plain loop: shuffled mini-batches, Adam/AdamW/SGD, optional linear warm-up,
+gradient clipping and EMA, evaluation callbacks, a tqdm bar, and atomic, resumable
+checkpoints. Everything random comes from one ``generator``, so a fixed seed gives identical
+weights, and a run resumed from a checkpoint ends at exactly the weights of an uninterrupted
+one. Introduced in ``notebooks/01_estimation_separation.ipynb``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+from numbers import Real
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import _checks
+from .process import diffuse
+
+__all__ = [
+    "UniformTime",
+    "LogUniformTime",
+    "dsm_noise_loss",
+    "History",
+    "train",
+    "load_checkpoint",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Time samplers and the loss
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UniformTime:
+    """Training times ``t ~ Uniform[t_min, t_max]``. ``sampler(n, generator, dtype, device)``
+    returns an (n,) tensor."""
+
+    t_min: float
+    t_max: float
+
+    def __post_init__(self):
+        _checks.positive_float(self.t_min, "t_min")
+        _checks.positive_float(self.t_max, "t_max")
+        if self.t_min >= self.t_max:
+            raise ValueError(f"t_min must be smaller than t_max, got {self.t_min} >= {self.t_max}")
+
+    def __call__(self, n: int, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+        return self.t_min + (self.t_max - self.t_min) * u
+
+
+@dataclass(frozen=True)
+class LogUniformTime(UniformTime):
+    """Training times with ``log t ~ Uniform[log t_min, log t_max]``: equal effort per decade,
+    so the small times where memorization is decided are not starved."""
+
+    def __call__(self, n: int, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+        lo, hi = math.log(self.t_min), math.log(self.t_max)
+        return torch.exp(lo + (hi - lo) * u)
+
+
+def dsm_noise_loss(model: nn.Module, x0: torch.Tensor, t_sampler,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise-prediction loss ``|| Z - eps(alpha_t x0 + sigma_t Z, t) ||^2`` per sample.
+
+    One fresh time (from ``t_sampler``, e.g. :class:`LogUniformTime`) and one fresh noise per
+    sample. This is the DSM loss weighted by ``sigma_t^2`` (see the module docstring).
+    ``model(x_t, t)`` must predict the noise; ``x0``: (b, ...) clean data. Returns (b,), the
+    squared error summed over all non-batch dimensions. Use with :func:`train` as
+    ``functools.partial(dsm_noise_loss, t_sampler=LogUniformTime(1e-3, 10.0))``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x0, torch.Tensor) or x0.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"x0 must be a floating torch.Tensor, got {type(x0).__name__}")
+    if not callable(t_sampler):
+        raise TypeError(f"t_sampler must be callable (e.g. LogUniformTime), got {type(t_sampler).__name__}")
+    _checks.generator(generator)
+    b = x0.shape[0]
+    t = t_sampler(b, generator, x0.dtype, x0.device)                   # (b,)
+    x_t, z = diffuse(x0, t, generator)                                 # (b, ...), (b, ...)
+    eps = model(x_t, t)
+    if eps.shape != x0.shape:
+        raise ValueError(f"model must return a noise prediction shaped like x0 {tuple(x0.shape)}, "
+                         f"got {tuple(eps.shape)}")
+    return (eps - z).pow(2).reshape(b, -1).sum(1)                      # (b,)
+
+
+# --------------------------------------------------------------------------------------------
+# History, batches, EMA, checkpoints
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class History:
+    """What :func:`train` records.
+
+    ``loss[s]``: mean training loss of step ``s + 1``. ``evals``: one dict per evaluation,
+    ``{"step": s, **merged callback outputs}``. ``ema``: the EMA copy of the model (None
+    without ``ema_decay``).
+    """
+
+    loss: list[float] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    ema: nn.Module | None = None
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of one evaluated quantity, e.g. ``history.series("memorized")``."""
+        rows = [e for e in self.evals if key in e]
+        if not rows:
+            raise KeyError(f"no evaluation recorded {key!r}; recorded: "
+                           f"{sorted({k for e in self.evals for k in e})}")
+        return [e["step"] for e in rows], [e[key] for e in rows]
+
+    def state_dict(self) -> dict:
+        return {"loss": list(self.loss), "evals": [dict(e) for e in self.evals]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss = list(state["loss"])
+        self.evals = [dict(e) for e in state["evals"]]
+
+
+class _Batches:
+    """Mini-batches without replacement: a fresh permutation per epoch, the last incomplete
+    batch dropped. A batch as large as the data set means full-batch training."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None, device):
+        self.n, self.batch_size = n, min(batch_size, n)
+        self.generator, self.device = generator, device
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+
+    def next(self) -> torch.Tensor | None:
+        """Indices of the next batch, or None for "the whole data set"."""
+        if self.batch_size == self.n:
+            return None
+        if self.perm is None or self.pos + self.batch_size > self.n:
+            self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+    def state_dict(self) -> dict:
+        return {"perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.perm = None if state["perm"] is None else state["perm"].to(self.device)
+        self.pos = int(state["pos"])
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def _save_atomically(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, model: nn.Module | None = None, use_ema: bool = False,
+                    map_location="cpu") -> dict:
+    """Read a checkpoint written by :func:`train` (``torch.load(..., weights_only=True)``).
+
+    Returns the dict (keys ``model``, ``optimizer``, ``ema``, ``step``, ``generator``,
+    ``batches``, ``history``, ``config``). With ``model`` given, also loads the trained
+    weights into it (the EMA weights when ``use_ema``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing checkpoint file, got {str(path)!r}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if model is not None:
+        if use_ema and ckpt["ema"] is None:
+            raise ValueError("use_ema=True but this checkpoint was trained without ema_decay")
+        model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
+    return ckpt
+
+
+def _make_optimizer(name: str, params, lr: float, weight_decay: float, betas) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=betas[0])
+
+
+def _evaluate(callbacks, step: int, model: nn.Module, history: History) -> None:
+    was_training = model.training
+    model.eval()
+    row = {"step": step}
+    for callback in callbacks:
+        out = callback(step, model)
+        for key, value in (out or {}).items():
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.item()
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise TypeError(f"callback {callback!r} returned {key}={value!r}; callbacks must "
+                                "return a dict of numbers")
+            row[key] = float(value)
+    history.evals.append(row)
+    model.train(was_training)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+
+def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_size: int,
+          lr: float, weight_decay: float = 0.0, optimizer: str = "adamw",
+          betas: tuple[float, float] = (0.9, 0.999), warmup_steps: int = 0,
+          grad_clip: float | None = None, ema_decay: float | None = None,
+          generator: torch.Generator | None = None, callbacks=(), eval_every: int | None = None,
+          checkpoint_path=None, checkpoint_every: int | None = None,
+          progress: bool = True) -> History:
+    """Train ``model`` for ``steps`` optimizer steps on ``data`` and return its :class:`History`.
+
+    ``loss_fn(model, batch, generator=generator) -> (b,)`` per-sample losses (the loop
+    averages them), e.g. ``partial(dsm_noise_loss, t_sampler=LogUniformTime(1e-3, 10))``.
+    ``data``: (n, ...) training set, moved to the model's device; batches of ``batch_size``
+    are drawn without replacement (``batch_size >= n`` trains full-batch).
+    ``optimizer``: ``"adamw"`` (decoupled weight decay), ``"adam"`` (L2 penalty in the
+    gradient) or ``"sgd"`` (momentum ``betas[0]``). ``warmup_steps``: linear learning-rate
+    warm-up. ``grad_clip``: max gradient norm. ``ema_decay``: keep an exponential moving
+    average of the weights in ``history.ema``.
+
+    ``callbacks``: functions ``callback(step, model) -> dict of numbers | None`` run (in eval
+    mode, on the EMA model when there is one) at step 0, every ``eval_every`` steps and at
+    the end; their outputs go to ``history.evals``. Callbacks should use their own generator,
+    so evaluating does not change the training run.
+
+    ``generator`` (on the model's device) drives batches, times and noise: the same seed
+    gives the same weights. ``checkpoint_path``: write model, optimizer, EMA, step, generator
+    and batch state and history there atomically every ``checkpoint_every`` steps (default
+    ``steps // 10``) and at the end; if the file exists the run resumes from it and finishes
+    with exactly the weights of an uninterrupted run. ``progress``: show a tqdm bar.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    if not isinstance(data, torch.Tensor) or data.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"data must be a floating torch.Tensor of shape (n, ...), got {type(data).__name__}")
+    if data.ndim < 2 or data.shape[0] == 0:
+        raise ValueError(f"data must have shape (n, ...) with n >= 1, got {tuple(data.shape)}")
+    if not torch.isfinite(data).all():
+        raise ValueError("data contains NaN or infinite values")
+    steps = _checks.positive_int(steps, "steps")
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    lr = _checks.positive_float(lr, "lr")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, Real) or weight_decay < 0 \
+            or not math.isfinite(weight_decay):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    _checks.choice(optimizer, "optimizer", ("adamw", "adam", "sgd"))
+    if len(betas) != 2 or not all(isinstance(b, Real) and 0 <= b < 1 for b in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    if grad_clip is not None:
+        grad_clip = _checks.positive_float(grad_clip, "grad_clip")
+    if ema_decay is not None:
+        ema_decay = _checks.unit_interval(ema_decay, "ema_decay", closed_left=True, closed_right=False)
+    _checks.generator(generator)
+    callbacks = tuple(callbacks)
+    if not all(callable(c) for c in callbacks):
+        raise TypeError("callbacks must be a sequence of callables callback(step, model)")
+    eval_every = _checks.optional_positive_int(eval_every, "eval_every")
+    checkpoint_every = _checks.optional_positive_int(checkpoint_every, "checkpoint_every") \
+        or max(steps // 10, 1)
+
+    device = params[0].device
+    if generator is None:
+        seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+        generator = torch.Generator(device=device).manual_seed(seed)
+    elif generator.device.type != device.type:
+        raise ValueError(f"generator is on {generator.device} but the model is on {device}; "
+                         "create the generator on the model's device")
+    data = data.to(device)
+    opt = _make_optimizer(optimizer, params, lr, weight_decay, tuple(float(b) for b in betas))
+    history = History()
+    if ema_decay is not None:
+        history.ema = copy.deepcopy(model).requires_grad_(False)
+    batches = _Batches(data.shape[0], batch_size, generator, device)
+    config = {"n": int(data.shape[0]), "batch_size": batch_size, "lr": lr,
+              "weight_decay": float(weight_decay), "optimizer": optimizer,
+              "betas": [float(b) for b in betas], "warmup_steps": warmup_steps,
+              "grad_clip": grad_clip, "ema_decay": ema_decay}
+
+    step = 0
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if path is not None and path.exists():
+        ckpt = load_checkpoint(path, map_location=device)
+        if ckpt["config"] != config:
+            raise ValueError(f"checkpoint {str(path)!r} was written with {ckpt['config']}, "
+                             f"not {config}; delete it or pass the same settings")
+        if ckpt["step"] > steps:
+            raise ValueError(f"checkpoint {str(path)!r} is at step {ckpt['step']} > steps={steps}")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if history.ema is not None:
+            history.ema.load_state_dict(ckpt["ema"])
+        generator.set_state(ckpt["generator"])
+        batches.load_state_dict(ckpt["batches"])
+        history.load_state_dict(ckpt["history"])
+        step = int(ckpt["step"])
+
+    def save() -> None:
+        _save_atomically({
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "ema": None if history.ema is None else history.ema.state_dict(),
+            "step": step, "generator": generator.get_state(), "batches": batches.state_dict(),
+            "history": history.state_dict(), "config": config}, path)
+
+    eval_model = history.ema if history.ema is not None else model
+    if callbacks and step == 0:
+        _evaluate(callbacks, 0, eval_model, history)
+
+    model.train()
+    with tqdm(total=steps, initial=step, disable=not progress, desc="train", leave=False) as bar:
+        while step < steps:
+            if warmup_steps:
+                for group in opt.param_groups:
+                    group["lr"] = lr * min(1.0, (step + 1) / warmup_steps)
+            idx = batches.next()
+            batch = data if idx is None else data[idx]
+            losses = loss_fn(model, batch, generator=generator)
+            if not isinstance(losses, torch.Tensor) or losses.shape != (batch.shape[0],):
+                raise ValueError(f"loss_fn must return one loss per sample, shape ({batch.shape[0]},), "
+                                 f"got {getattr(losses, 'shape', type(losses).__name__)}")
+            loss = losses.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            if history.ema is not None:
+                _update_ema(history.ema, model, ema_decay)
+            step += 1
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {step}; lower lr "
+                                         "or set grad_clip")
+            history.loss.append(value)
+            if callbacks and eval_every is not None and (step % eval_every == 0 or step == steps):
+                _evaluate(callbacks, step, eval_model, history)
+            if path is not None and (step % checkpoint_every == 0 or step == steps):
+                save()
+            bar.update(1)
+            if step % 50 == 0 or step == steps:
+                bar.set_postfix(loss=f"{value:.4g}")
+    if callbacks and eval_every is None and history.evals[-1]["step"] != steps:
+        _evaluate(callbacks, steps, eval_model, history)
+    return history

@@ -1,0 +1,254 @@
+"""Tests for labkit.train: time samplers, the noise-prediction loss and the training loop.
+
+Oracles: for X_0 ~ N(0, I) the exact noise predictor is eps*(x, t) = sigma_t x with loss
+d alpha_t^2; the noise loss is sigma_t^2 times labkit.losses.dsm_loss; same seed -> same
+weights; an interrupted and resumed run -> exactly the weights of an uninterrupted one.
+"""
+
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from labkit.losses import dsm_loss
+from labkit.nets import ScoreMLP
+from labkit.process import alpha_sigma
+from labkit.train import History, LogUniformTime, UniformTime, dsm_noise_loss, load_checkpoint, train
+
+
+def seeded(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+class FixedTime:
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self, n, generator=None, dtype=torch.float32, device=None):
+        return torch.full((n,), self.t, dtype=dtype, device=device)
+
+
+class GaussianOracle(nn.Module):
+    """eps*(x, t) = E[Z | X_t = x] = sigma_t x for X_0 ~ N(0, I)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x_t, t):
+        _, sigma_t = alpha_sigma(t)
+        return self.scale * sigma_t[:, None] * x_t
+
+
+class WrongShape(nn.Module):
+    def forward(self, x_t, t):
+        return x_t[:, :1]
+
+
+def noise_loss(t_sampler=LogUniformTime(1e-2, 5.0)):
+    return functools.partial(dsm_noise_loss, t_sampler=t_sampler)
+
+
+# ----------------------------------------------------------------------------- samplers, loss
+
+def test_time_samplers_ranges_and_shapes():
+    u = UniformTime(0.1, 2.0)(20000, seeded())
+    assert u.shape == (20000,) and u.min() >= 0.1 and u.max() <= 2.0
+    assert abs(u.mean().item() - 1.05) < 0.02
+    v = LogUniformTime(1e-3, 10.0)(20000, seeded(), dtype=torch.float64)
+    assert v.dtype == torch.float64 and v.min() >= 1e-3 and v.max() <= 10.0
+    assert abs(v.log().mean().item() - 0.5 * (torch.tensor(1e-3).log() + torch.tensor(10.0).log()).item()) < 0.05
+    assert torch.equal(LogUniformTime(1e-3, 1.0)(5, seeded(3)), LogUniformTime(1e-3, 1.0)(5, seeded(3)))
+
+
+@pytest.mark.parametrize("cls", [UniformTime, LogUniformTime])
+def test_time_sampler_bad_input(cls):
+    with pytest.raises(ValueError, match="t_min"):
+        cls(0.0, 1.0)
+    with pytest.raises(ValueError, match="t_min"):
+        cls(2.0, 1.0)
+
+
+def test_noise_loss_matches_gaussian_oracle():
+    d, t = 4, 0.3
+    x0 = torch.randn(40000, d, generator=seeded(0), dtype=torch.float64)
+    losses = dsm_noise_loss(GaussianOracle().double(), x0, FixedTime(t), seeded(1))
+    assert losses.shape == (40000,)
+    alpha_t, _ = alpha_sigma(t)
+    expected = d * alpha_t.item() ** 2
+    assert abs(losses.mean().item() - expected) < 4 * losses.std().item() / 200
+
+
+def test_noise_loss_is_sigma_squared_weighted_dsm():
+    t = 0.2
+    net = ScoreMLP(3, 16, 2, generator=seeded()).double()
+    net.out.weight.data.normal_(generator=seeded(5))
+    x0 = torch.randn(3000, 3, generator=seeded(1), dtype=torch.float64)
+    noise = dsm_noise_loss(net, x0, FixedTime(t), seeded(2)).mean()
+    dsm = dsm_loss(net.score, x0, t, num_noise=1, generator=seeded(3)).mean()
+    _, sigma_t = alpha_sigma(t)
+    assert abs(noise.item() - sigma_t.item() ** 2 * dsm.item()) < 0.05 * noise.item()
+
+
+def test_noise_loss_bad_input():
+    net = ScoreMLP(2, 8, 1)
+    with pytest.raises(TypeError, match="model"):
+        dsm_noise_loss(lambda x, t: x, torch.zeros(3, 2), FixedTime(0.1))
+    with pytest.raises(TypeError, match="x0"):
+        dsm_noise_loss(net, [[0.0, 0.0]], FixedTime(0.1))
+    with pytest.raises(TypeError, match="t_sampler"):
+        dsm_noise_loss(net, torch.zeros(3, 2), 0.1)
+    with pytest.raises(ValueError, match="noise prediction"):
+        dsm_noise_loss(WrongShape(), torch.zeros(3, 2), FixedTime(0.1))
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def fit(seed=0, steps=30, **kwargs):
+    net = ScoreMLP(2, 16, 2, generator=seeded(100))
+    data = torch.randn(50, 2, generator=seeded(7)) * 2
+    kwargs = {"batch_size": 16, "lr": 1e-2, "progress": False, **kwargs}
+    history = train(net, noise_loss(), data, steps=steps, generator=seeded(seed), **kwargs)
+    return net, history
+
+
+def test_training_reduces_the_loss_toward_the_oracle():
+    # All data at the origin: the optimal noise prediction is x_t / sigma_t, with loss 0
+    # (an untrained, zero-output network has loss E|Z|^2 = d = 2).
+    net = ScoreMLP(2, 32, 2, generator=seeded(0))
+    data = torch.zeros(64, 2)
+    history = train(net, noise_loss(LogUniformTime(0.05, 2.0)), data, steps=150, batch_size=64,
+                    lr=3e-3, generator=seeded(1), progress=False)
+    assert len(history.loss) == 150
+    assert abs(history.loss[0] - 2.0) < 0.5
+    assert sum(history.loss[-30:]) / 30 < 0.05
+
+
+def test_same_seed_same_weights_different_seed_different():
+    a, _ = fit(seed=0)
+    b, _ = fit(seed=0)
+    c, _ = fit(seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path):
+    settings = dict(steps=23, weight_decay=0.1, ema_decay=0.9, warmup_steps=5, grad_clip=1.0)
+    reference, ref_hist = fit(**settings)
+
+    calls = {"n": 0}
+
+    def crashing_loss(model, batch, generator=None):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise Interrupt
+        return noise_loss()(model, batch, generator=generator)
+
+    path = tmp_path / "ckpt.pt"
+    net = ScoreMLP(2, 16, 2, generator=seeded(100))
+    data = torch.randn(50, 2, generator=seeded(7)) * 2
+    common = dict(steps=23, batch_size=16, lr=1e-2, weight_decay=0.1, ema_decay=0.9, warmup_steps=5,
+                  grad_clip=1.0, checkpoint_path=path, checkpoint_every=5, progress=False)
+    with pytest.raises(Interrupt):
+        train(net, crashing_loss, data, generator=seeded(0), **common)
+    assert load_checkpoint(path)["step"] == 15
+    assert not (tmp_path / "ckpt.pt.tmp").exists()
+
+    fresh = ScoreMLP(2, 16, 2, generator=seeded(55))  # different init: everything must come from disk
+    history = train(fresh, noise_loss(), data, generator=seeded(999), **common)
+    assert all(torch.equal(p, q) for p, q in zip(fresh.parameters(), reference.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(history.ema.parameters(), ref_hist.ema.parameters()))
+    assert history.loss == ref_hist.loss
+
+    loaded = ScoreMLP(2, 16, 2)
+    ckpt = load_checkpoint(path, model=loaded, use_ema=True)
+    assert ckpt["step"] == 23
+    assert all(torch.equal(p, q) for p, q in zip(loaded.parameters(), ref_hist.ema.parameters()))
+
+    again = train(ScoreMLP(2, 16, 2), noise_loss(), data, generator=seeded(0), **common)  # already done
+    assert again.loss == ref_hist.loss
+    with pytest.raises(ValueError, match="checkpoint"):
+        train(ScoreMLP(2, 16, 2), noise_loss(), data, generator=seeded(0), **{**common, "lr": 1e-3})
+
+
+def test_callbacks_and_ema():
+    seen = []
+
+    def callback(step, model):
+        seen.append((step, model))
+        return {"norm": sum(p.norm() for p in model.parameters()), "one": 1}
+
+    _, history = fit(steps=10, eval_every=4, callbacks=[callback], ema_decay=0.5)
+    assert [e["step"] for e in history.evals] == [0, 4, 8, 10]
+    assert all(model is history.ema for _, model in seen)
+    steps, values = history.series("norm")
+    assert steps == [0, 4, 8, 10] and all(isinstance(v, float) for v in values)
+    with pytest.raises(KeyError, match="missing"):
+        history.series("missing")
+    _, history = fit(steps=5, callbacks=[callback])  # without eval_every: start and end
+    assert [e["step"] for e in history.evals] == [0, 5]
+
+
+def test_full_batch_and_optimizers():
+    for name in ("adamw", "adam", "sgd"):
+        net, history = fit(steps=5, batch_size=500, optimizer=name, lr=1e-3)
+        assert len(history.loss) == 5 and isinstance(history, History)
+
+
+def test_nan_loss_is_reported():
+    def nan_loss(model, batch, generator=None):
+        return model(batch, 0.5).sum(1) * float("nan")
+
+    with pytest.raises(FloatingPointError, match="step 1"):
+        train(ScoreMLP(2, 8, 1), nan_loss, torch.zeros(4, 2), steps=3, batch_size=2, lr=1e-3, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(steps=0), ValueError, "steps"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(lr=-1.0), ValueError, "lr"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    (dict(optimizer="rmsprop"), ValueError, "optimizer"),
+    (dict(ema_decay=1.5), ValueError, "ema_decay"),
+    (dict(betas=(0.9, 1.2)), ValueError, "betas"),
+    (dict(warmup_steps=-1), ValueError, "warmup_steps"),
+    (dict(grad_clip=0.0), ValueError, "grad_clip"),
+    (dict(eval_every=0), ValueError, "eval_every"),
+    (dict(generator=3), TypeError, "generator"),
+    (dict(callbacks=[3]), TypeError, "callbacks"),
+])
+def test_train_bad_arguments(kwargs, error, match):
+    base = dict(steps=2, batch_size=2, lr=1e-3, progress=False)
+    with pytest.raises(error, match=match):
+        train(ScoreMLP(2, 8, 1), noise_loss(), torch.zeros(4, 2), **{**base, **kwargs})
+
+
+def test_train_bad_model_data_and_loss():
+    base = dict(steps=2, batch_size=2, lr=1e-3, progress=False)
+    with pytest.raises(TypeError, match="model"):
+        train("net", noise_loss(), torch.zeros(4, 2), **base)
+    with pytest.raises(TypeError, match="data"):
+        train(ScoreMLP(2, 8, 1), noise_loss(), torch.zeros(4, 2, dtype=torch.long), **base)
+    with pytest.raises(ValueError, match="data"):
+        train(ScoreMLP(2, 8, 1), noise_loss(), torch.full((4, 2), float("nan")), **base)
+    with pytest.raises(TypeError, match="loss_fn"):
+        train(ScoreMLP(2, 8, 1), "mse", torch.zeros(4, 2), **base)
+
+    def scalar_loss(model, batch, generator=None):
+        return model(batch, 0.5).pow(2).mean()
+
+    with pytest.raises(ValueError, match="one loss per sample"):
+        train(ScoreMLP(2, 8, 1), scalar_loss, torch.zeros(4, 2), **base)
+
+    def bad_callback(step, model):
+        return {"name": "text"}
+
+    with pytest.raises(TypeError, match="numbers"):
+        train(ScoreMLP(2, 8, 1), noise_loss(), torch.zeros(4, 2), callbacks=[bad_callback], **base)
+    with pytest.raises(ValueError, match="checkpoint"):
+        load_checkpoint("/nonexistent/ckpt.pt")
