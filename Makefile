@@ -52,13 +52,13 @@ book: venv assets
 	$(PY) scripts/build_book.py $(BOOK_ARGS)
 
 test: venv assets browser
-	LABKIT_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 unit: venv
 	$(PY) -m pytest -n $(JOBS) --dist loadfile tests
 
 notebooks: venv
-	LABKIT_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile notebooks --nbval-lax --nbval-current-env
+	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile notebooks --nbval-lax --nbval-current-env
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

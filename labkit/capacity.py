@@ -154,12 +154,13 @@ def _finite_or_none(v: float):
 
 
 def fit_point(n: int, target: str, seed: int = 0, threshold: float = 0.1, t_min: float = 0.002,
-              t_max: float = 0.004, max_width: int = 2048, num_fit: int = 12000,
+              t_max: float = 0.004, min_width: int = 2, max_width: int = 2048, num_fit: int = 12000,
               duplicate_fraction: float = 0.0, duplicate_copies: int = 1) -> dict:
     """Sweep point of notebook 02's width measurement, on the 2-D K = 4 toy mixture.
 
     Draws ``n`` training points (seed ``seed``) from ``toy_mixture("gmm4")``, diffuses them over
-    the window ``[t_min, t_max]`` and fits ReLU networks of widths 8, 16, ..., ``max_width`` to
+    the window ``[t_min, t_max]`` and fits ReLU networks of widths ``min_width``, twice that, ...,
+    ``max_width`` (powers of two) to
     the ``target`` score there (:func:`random_feature_errors`): ``"empirical"`` (the empirical
     score of the n points) or ``"true"`` (the mixture's score, at the same inputs). Returns the
     widths tried, their errors, and the width crossing ``threshold`` (None when none does).
@@ -176,7 +177,7 @@ def fit_point(n: int, target: str, seed: int = 0, threshold: float = 0.1, t_min:
     if duplicate_fraction > 0 and duplicate_copies > 1:
         train = with_duplicates(train, duplicate_fraction, duplicate_copies, generator=g)
     score = gmm.score if target == "true" else (lambda x, t: empirical_score(x, t, train))
-    widths = [2**k for k in range(3, int(math.log2(max_width)) + 1)]
+    widths = [2**k for k in range(int(math.log2(min_width)), int(math.log2(max_width)) + 1)]
     errors = random_feature_errors(score, train, widths, t_min=t_min, t_max=t_max, num_fit=num_fit,
                                    stop_below=threshold, generator=torch.Generator().manual_seed(seed + 1))
     return {"widths": widths[:len(errors)], "errors": errors,

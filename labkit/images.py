@@ -131,18 +131,22 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: int =
                      lr: float = 3e-3, generator: torch.Generator | None = None) -> Classifier:
     """Train a :class:`Classifier` on (m, C, H, W) images and (m,) integer labels with Adam.
 
-    Deterministic under ``generator`` (weights and batches both come from it); a few seconds on
-    the digits. Returns the model in eval mode with gradients off."""
+    Deterministic under ``generator`` (a CPU generator: weights and batches both come from it);
+    the model trains on ``images``' device, a few seconds on the digits. Returns the model in
+    eval mode with gradients off."""
     _check_images(images, "images")
     if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],) or labels.dtype != torch.long:
         raise ValueError(f"labels must be a long tensor of shape ({images.shape[0]},)")
     steps, batch_size = _checks.positive_int(steps, "steps"), _checks.positive_int(batch_size, "batch_size")
     _checks.generator(generator)
-    model = Classifier(images.shape[1], num_classes=int(labels.max()) + 1).to(images.device)
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError("generator must be a CPU generator (weights are initialised on the CPU, then moved)")
+    model = Classifier(images.shape[1], num_classes=int(labels.max()) + 1)
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
             nn.init.zeros_(module.bias)
+    model = model.to(images.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         idx = torch.randint(images.shape[0], (batch_size,), generator=generator).to(images.device)

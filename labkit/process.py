@@ -44,7 +44,8 @@ def alpha_sigma(t) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(alpha_t, sigma_t)`` of the OU process at time(s) ``t``.
 
     ``t``: float, 0-d tensor or (m,) tensor with ``t >= 0``. The outputs have ``t``'s shape,
-    device and (floating) dtype. ``sigma_t`` is computed as ``sqrt(-expm1(-t))`` so it stays
+    device and (floating) dtype; a Python float gives torch's default dtype (float32), so pass
+    ``torch.tensor(t, dtype=torch.float64)`` when working in double precision. ``sigma_t`` is computed as ``sqrt(-expm1(-t))`` so it stays
     accurate at tiny ``t`` where ``1 - exp(-t)`` would cancel.
     """
     t = _as_time(t)

@@ -136,8 +136,9 @@ def head_importance(model: DiT, images: torch.Tensor, *, time_dist: str = "small
         for attn in layers:
             attn.xi.requires_grad_(True)
         for _ in range(batches):
-            idx = torch.randint(images.shape[0], (batch_size,), generator=generator)
-            batch = images[idx].to(device)
+            idx = torch.randint(images.shape[0], (batch_size,), generator=generator,
+                                device=None if generator is None else generator.device)
+            batch = images[idx.to(images.device)].to(device)
             loss = dsm_noise_loss(model, batch, sampler, generator=generator).mean()
             grads = torch.autograd.grad(loss, [attn.xi for attn in layers])
             for total, grad in zip(totals, grads):
@@ -376,8 +377,7 @@ def run_protocol(data, protocol: Protocol, out_dir, *, device="cpu", methods=MET
     base, _ = train_base(data, protocol, out_dir, device=device, progress=progress)
     if classifier is None:
         classifier = train_classifier(data.held_out.to(device), data.held_out_labels.to(device),
-                                      steps=protocol.classifier_steps,
-                                      generator=torch.Generator(device=device).manual_seed(5))
+                                      steps=protocol.classifier_steps, generator=torch.Generator().manual_seed(5))
     scores = importances(base, data, protocol)
     results = {}
     for method in methods:

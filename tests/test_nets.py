@@ -41,7 +41,8 @@ def test_mlp_score_is_minus_noise_over_sigma():
 
 
 def test_mlp_init_is_deterministic_and_starts_at_zero_noise():
-    a, b, c = ScoreMLP(2, 8, 2, generator=seeded(0)), ScoreMLP(2, 8, 2, generator=seeded(0)), ScoreMLP(2, 8, 2, generator=seeded(1))
+    a, b = ScoreMLP(2, 8, 2, generator=seeded(0)), ScoreMLP(2, 8, 2, generator=seeded(0))
+    c = ScoreMLP(2, 8, 2, generator=seeded(1))
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
     assert not torch.equal(a.hidden[0].weight, c.hidden[0].weight)

@@ -252,3 +252,46 @@ def test_train_bad_model_data_and_loss():
         train(ScoreMLP(2, 8, 1), noise_loss(), torch.zeros(4, 2), callbacks=[bad_callback], **base)
     with pytest.raises(ValueError, match="checkpoint"):
         load_checkpoint("/nonexistent/ckpt.pt")
+
+
+def test_batches_cover_the_data_once_per_epoch():
+    seen = []
+
+    def recording_loss(model, batch, generator=None):
+        seen.append(batch[:, 0].tolist())
+        return model(batch, 0.5).pow(2).sum(1)
+
+    data = torch.arange(8.0).repeat(2, 1).T.contiguous()  # (8, 2): row i is (i, i)
+    train(ScoreMLP(2, 8, 1), recording_loss, data, steps=4, batch_size=4, lr=1e-3, generator=seeded(), progress=False)
+    assert [len(b) for b in seen] == [4, 4, 4, 4]
+    assert sorted(seen[0] + seen[1]) == list(range(8)) and sorted(seen[2] + seen[3]) == list(range(8))
+    assert seen[0] + seen[1] != seen[2] + seen[3]  # reshuffled between epochs
+
+
+def test_adamw_weight_decay_oracle():
+    # With a zero gradient AdamW only decays: w_k = w_0 (1 - lr wd)^k.
+    def zero_loss(model, batch, generator=None):
+        return 0.0 * model(batch, 0.5).sum(1)
+
+    net = ScoreMLP(2, 8, 1, generator=seeded())
+    w0 = net.hidden[0].weight.detach().clone()
+    train(net, zero_loss, torch.zeros(4, 2), steps=5, batch_size=4, lr=0.1, weight_decay=0.5, progress=False)
+    torch.testing.assert_close(net.hidden[0].weight, w0 * (1 - 0.1 * 0.5) ** 5)
+
+
+def test_ema_oracle():
+    net = ScoreMLP(2, 8, 1, generator=seeded())
+    net.out.weight.data.normal_(generator=seeded(1))
+    before = [p.detach().clone() for p in net.parameters()]
+    history = train(net, noise_loss(), torch.randn(4, 2), steps=1, batch_size=4, lr=1e-2, ema_decay=0.25,
+                    generator=seeded(2), progress=False)
+    for p0, p1, p_ema in zip(before, net.parameters(), history.ema.parameters()):
+        torch.testing.assert_close(p_ema, 0.25 * p0 + 0.75 * p1)
+        assert not p_ema.requires_grad
+
+
+def test_progress_bar_can_be_turned_off(capsys):
+    fit(steps=3, progress=True)
+    assert "train" in capsys.readouterr().err
+    fit(steps=3, progress=False)
+    assert capsys.readouterr().err == ""
