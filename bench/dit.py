@@ -41,19 +41,21 @@ class TorchEncoder(nn.Module):
         return self.out(self.encoder(self.embed(patchify(x, self.config.patch_size))))
 
 
-def step_time(model, x, t, repeats: int) -> float:
-    """Median CPU seconds of one forward + backward + AdamW step."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
+def step_times(models: dict, x, t, repeats: int) -> dict[str, float]:
+    """Median CPU seconds of one forward + backward + AdamW step per model. Models take turns
+    (round robin), so a change in the machine's load hits all of them alike."""
+    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
+    times = {name: [] for name in models}
     for i in range(repeats + 3):
-        start = time.process_time()
-        loss = model(x, t).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= 3:  # warm-up steps excluded
-            times.append(time.process_time() - start)
-    return statistics.median(times)
+        for name, model in models.items():
+            start = time.process_time()
+            loss = model(x, t).pow(2).mean()
+            optimizers[name].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers[name].step()
+            if i >= 3:  # warm-up steps excluded
+                times[name].append(time.process_time() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -72,10 +74,10 @@ def main() -> None:
         models[f"DiT pruned {ratio:.0%}"] = prune_heads(dit, select_heads(random_importance(dit, g), ratio))
     print(f"preset {args.preset}: {config.depth} blocks x {config.num_heads} heads, width {config.hidden}, "
           f"{config.num_patches} tokens, batch {args.batch}, torch threads {torch.get_num_threads()}")
-    base = None
+    seconds_per_step = step_times(models, x, t, args.repeats)
+    base = seconds_per_step["labkit DiT"]
     for name, model in models.items():
-        seconds = step_time(model, x, t, args.repeats)
-        base = base or seconds
+        seconds = seconds_per_step[name]
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:24s} {1e3 * seconds:8.2f} ms/step   {params:>10,d} params   ratio to DiT {seconds / base:5.2f}")
 

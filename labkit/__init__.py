@@ -11,6 +11,7 @@ The package is flat, one file per concept, in the order the notebooks introduce 
 - ``metrics``   memorization ratio (1/3 rule) with intervals, quality measures (00)
 - ``nets``      time-conditioned MLPs and the attention constructions          (01, 02)
 - ``train``     the training loop                                              (01, 02, 03)
+- ``capacity``  width needed to fit a score, Hessians / Lipschitz, duplication (02)
 - ``sweeps``    cached, resumable, parallel experiment grids                   (02)
 - ``dit``       a small diffusion transformer with gated heads                 (03)
 - ``pruning``   head importance (Alg. 2), selection and structural pruning     (03)
@@ -27,7 +28,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "process", "data", "scores", "losses", "sampling", "metrics", "nets", "train", "sweeps",
+    "process", "data", "scores", "losses", "sampling", "metrics", "nets", "train", "capacity", "sweeps",
     "dit", "pruning", "images", "plotting", "widgets",
 )
 __all__ = list(_SUBMODULES)

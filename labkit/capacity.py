@@ -71,8 +71,8 @@ def random_feature_errors(target_score, inputs: torch.Tensor, widths, *, t_min: 
     placed through random training inputs) and its output layer is solved exactly by ridge
     least squares, so each width is fitted without optimizer noise and the width-``w`` network
     reuses the first ``w`` hidden units of the wider ones (errors fall monotonically up to
-    sampling noise). The widths found this way bound from above the width gradient training
-    could reach with the same architecture.
+    sampling noise). A network of the reported width reaching the reported error exists, so the
+    widths found this way are upper bounds on the smallest width that can reach it.
 
     ``target_score(x_t, t) -> (m, d)`` with ``t`` an (m,) tensor; ``inputs`` (N, d) the clean
     points whose diffusion ``x_t = alpha_t x + sigma_t z``, ``log t ~ U[log t_min, log t_max]``,
@@ -162,7 +162,9 @@ def fit_point(n: int, target: str, seed: int = 0, threshold: float = 0.1, t_min:
     the window ``[t_min, t_max]`` and fits ReLU networks of widths ``min_width``, twice that, ...,
     ``max_width`` (powers of two) to
     the ``target`` score there (:func:`random_feature_errors`): ``"empirical"`` (the empirical
-    score of the n points) or ``"true"`` (the mixture's score, at the same inputs). Returns the
+    score of the n points), ``"true"`` (the mixture's score, at the same inputs) or
+    ``"true_law"`` (the mixture's score at inputs from the mixture itself, 20,000 fresh draws: the
+    n-independent reference, where ``n`` is ignored). Returns the
     widths tried, their errors, and the width crossing ``threshold`` (None when none does).
     With ``duplicate_fraction`` of the points repeated ``duplicate_copies`` times, both the
     inputs and the empirical score follow the duplicated set (its effective size is smaller).
@@ -170,13 +172,13 @@ def fit_point(n: int, target: str, seed: int = 0, threshold: float = 0.1, t_min:
     from .data import toy_mixture, with_duplicates
     from .scores import empirical_score
 
-    _checks.choice(target, "target", ("empirical", "true"))
+    _checks.choice(target, "target", ("empirical", "true", "true_law"))
     gmm = toy_mixture("gmm4")
     g = torch.Generator().manual_seed(seed)
-    train = gmm.sample(n, generator=g)
+    train = gmm.sample(20000 if target == "true_law" else n, generator=g)
     if duplicate_fraction > 0 and duplicate_copies > 1:
         train = with_duplicates(train, duplicate_fraction, duplicate_copies, generator=g)
-    score = gmm.score if target == "true" else (lambda x, t: empirical_score(x, t, train))
+    score = (lambda x, t: empirical_score(x, t, train)) if target == "empirical" else gmm.score
     widths = [2**k for k in range(int(math.log2(min_width)), int(math.log2(max_width)) + 1)]
     errors = random_feature_errors(score, train, widths, t_min=t_min, t_max=t_max, num_fit=num_fit,
                                    stop_below=threshold, generator=torch.Generator().manual_seed(seed + 1))

@@ -40,35 +40,149 @@ __all__ = [
 ]
 
 
+_GROUP = 16  # reference points per group: the distance pass keeps one minimum per group
+_TILE = 1 << 18  # entries of one (chunk, block) distance tile: 1 MiB in float32, stays in L2
+_CHUNK = 128  # rows of x per chunk by default
+
+
 def nearest_neighbors(x: torch.Tensor, ref: torch.Tensor, k: int = 2,
                       chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest neighbours of each row of x among the rows of ref.
+    """Exact k nearest neighbours of each row of x (m, d) among the rows of ref (n, d).
 
-    Candidates come from chunked GEMM distances (``||x||^2 - 2 x.y + ||y||^2``); the best
-    ``k + 8`` are then re-measured directly, so cancellation in the expanded form cannot swap
-    neighbours. Returns ``(distances (m, k), indices (m, k))``, sorted ascending.
+    Returns ``(distances (m, k), indices (m, k))``, sorted ascending. ``chunk_size`` is the
+    number of rows of x handled at once; 16-bit inputs are computed in float32.
+
+    The squared distances ``||x||^2 - 2 x.y + ||y||^2`` come from GEMMs over cache-sized tiles,
+    each reduced at once to its minimum over groups of ``_GROUP`` reference points, so no (m, n)
+    matrix is ever stored or sorted. The expanded form is off by at most ``tol``, a bound that
+    follows from the float error of a (d + 1)-term sum (:func:`_key_tolerance`). Every group
+    whose minimum lies within ``2 tol`` of the k-th smallest group minimum is kept (normally
+    exactly k groups; more on near-ties), and its points are re-measured directly as
+    ``||x - y||``. The true k nearest always survive this, so the result is exact: cancellation
+    in the expanded form cannot swap neighbours.
     """
-    x = _checks.points(x, "x")
-    ref = _checks.points(ref, "ref", dim=x.shape[1])
+    x = _checks.points(x, "x", finite=False)
+    ref = _checks.points(ref, "ref", dim=x.shape[1], finite=False)
     k = _checks.positive_int(k, "k")
     if k > ref.shape[0]:
         raise ValueError(f"k must be at most the number of reference points ({ref.shape[0]}), got {k}")
-    m, n = x.shape[0], ref.shape[0]
-    num_cand = min(n, k + 8)
-    # Bound both the (c, n) distance block and the (c, num_cand, d) re-measuring block.
-    default = max(1, min((1 << 24) // n, (1 << 24) // (num_cand * x.shape[1])))
-    chunk_size = _checks.optional_positive_int(chunk_size, "chunk_size") or default
-    ref_sq = (ref * ref).sum(1)  # (n,)
+    chunk_size = _checks.optional_positive_int(chunk_size, "chunk_size") or _CHUNK
+    if ref.dtype != x.dtype or ref.device != x.device:
+        raise ValueError(f"ref must have x's dtype and device ({x.dtype}, {x.device}), got ({ref.dtype}, {ref.device})")
+    x_work, ref_work = _working_precision(x), _working_precision(ref)
+    dist, idx = _nearest(x_work, _finite_sq_norms(x_work, "x"), ref_work, _finite_sq_norms(ref_work, "ref"),
+                         k, chunk_size)
+    return dist.to(x.dtype), idx
+
+
+def _working_precision(x: torch.Tensor) -> torch.Tensor:
+    # 16-bit GEMMs are slow on CPU and their squared norms overflow early
+    return x.float() if x.element_size() < 4 else x
+
+
+def _finite_sq_norms(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``||x_i||^2`` (m,); checking these is cheaper than checking every entry of x."""
+    sq_norms = (x * x).sum(1)
+    if not torch.isfinite(sq_norms).all():
+        raise ValueError(f"{name} contains NaN or infinite values (or values too large to square)")
+    return sq_norms
+
+
+def _nearest(x, x_sq, ref, ref_sq, k: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`nearest_neighbors` on checked inputs, given their squared norms (m,) and (n,)."""
+    m, d = x.shape
+    keys = _key_matrix(ref, ref_sq)  # (n_pad, d + 1)
+    block = min(keys.shape[0], max(_GROUP, _TILE // chunk_size // _GROUP * _GROUP))
+    members = _group_members(ref.shape[0], keys.shape[0], block, x.device)  # (num_groups, _GROUP)
+    x_aug = x.new_ones(m, d + 1)
+    x_aug[:, :d] = x  # (m, d + 1): x_aug @ keys.T = ||y||^2 - 2 x.y, the distance less ||x||^2
+    tol = _key_tolerance(x_sq, ref_sq.max(), d)  # (m,)
     best_d, best_i = [], []
     for start in range(0, m, chunk_size):
-        q = x[start:start + chunk_size]  # (c, d)
-        approx = torch.addmm(ref_sq, q, ref.T, alpha=-2.0)  # (c, n); + ||q||^2 is rank-neutral
-        cand = approx.topk(num_cand, dim=1, largest=False).indices  # (c, num_cand)
-        exact = (q[:, None, :] - ref[cand]).norm(dim=2)  # (c, num_cand)
-        order = exact.argsort(dim=1)[:, :k]
-        best_d.append(exact.gather(1, order))
-        best_i.append(cand.gather(1, order))
+        rows = slice(start, start + chunk_size)
+        group_min = torch.cat([(x_aug[rows] @ keys[b:b + block].T).unflatten(1, (_GROUP, -1)).amin(1)
+                               for b in range(0, keys.shape[0], block)], dim=1)  # (c, num_groups)
+        cand = members[_candidate_groups(group_min, k, tol[rows])].flatten(1)  # (c, K * _GROUP)
+        dist, idx = _remeasure(x[rows], ref, cand, k)
+        best_d.append(dist)
+        best_i.append(idx)
     return torch.cat(best_d), torch.cat(best_i)
+
+
+def _key_matrix(ref: torch.Tensor, ref_sq: torch.Tensor) -> torch.Tensor:
+    """Rows ``[-2 y, ||y||^2]`` (n, d + 1), padded with rows ``[0, inf]`` to a multiple of
+    ``_GROUP`` so every block splits into whole groups."""
+    n, d = ref.shape
+    keys = ref.new_zeros(n + (-n % _GROUP), d + 1)
+    torch.mul(ref, -2, out=keys[:n, :d])
+    keys[:n, d] = ref_sq
+    keys[n:, d] = math.inf
+    return keys
+
+
+def _group_members(n: int, n_pad: int, block: int, device: torch.device) -> torch.Tensor:
+    """Reference indices of each group, (num_groups, _GROUP), -1 for padding.
+
+    A block of ``width * _GROUP`` rows from ``start`` holds the groups
+    ``start + j + s * width`` (s < _GROUP), j < width: the sets that
+    ``unflatten(1, (_GROUP, width)).amin(1)`` reduces over.
+    """
+    groups = []
+    for start in range(0, n_pad, block):
+        width = min(block, n_pad - start) // _GROUP
+        first, step = torch.arange(width, device=device), torch.arange(_GROUP, device=device)
+        groups.append(start + first[:, None] + width * step)  # (width, _GROUP)
+    members = torch.cat(groups)
+    return members.masked_fill(members >= n, -1)
+
+
+def _key_tolerance(x_sq: torch.Tensor, max_ref_sq: torch.Tensor, d: int) -> torch.Tensor:
+    """Bound (m,) on the error of each computed key ``||y||^2 - 2 x.y``.
+
+    A key is a sum of d + 1 terms whose absolute values add up to at most ``R^2 + 2 ||x|| R``
+    (R the largest reference norm), and its ``||y||^2`` term is itself a d-term sum. In any
+    summation order the error is below ``(d + 1) u (2 R^2 + 2 ||x|| R)`` to first order (u the
+    unit roundoff); taking ``eps = 2 u`` and ``d + 2`` leaves a factor-2 margin that covers the
+    higher-order terms and the rounding of the comparison with the threshold.
+    """
+    eps = torch.finfo(x_sq.dtype).eps
+    if x_sq.dtype == torch.float32 and _fp32_gemm_reduced():
+        eps = 2.0 ** -7  # the GEMM may round its inputs to bfloat16 (TF32 is finer)
+    return (d + 2) * eps * (2 * max_ref_sq + 2 * max_ref_sq.sqrt() * x_sq.sqrt())
+
+
+def _fp32_gemm_reduced() -> bool:
+    """Whether float32 matrix products may run in reduced precision (TF32 or bfloat16)."""
+    settings = {torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision}
+    return not settings <= {"none", "ieee"}
+
+
+def _candidate_groups(group_min: torch.Tensor, k: int, tol: torch.Tensor) -> torch.Tensor:
+    """Indices (c, K) of the groups that may hold one of the k nearest points: those whose
+    minimum is within ``2 tol`` of the k-th smallest group minimum (K >= k, usually K = k)."""
+    num_groups = group_min.shape[1]
+    k = min(k, num_groups)
+    lowest = group_min.topk(min(k + 1, num_groups), dim=1, largest=False)  # sorted ascending
+    limit = lowest.values[:, k - 1] + 2 * tol  # (c,)
+    if k == num_groups or not (lowest.values[:, k] <= limit).any():
+        return lowest.indices[:, :k]
+    wide = int((group_min <= limit[:, None]).sum(1).max())  # near-ties: keep every close group
+    return group_min.topk(wide, dim=1, largest=False).indices
+
+
+def _remeasure(q: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest of the candidate indices cand (c, C) (-1 for none), measured directly as
+    ``||q - y||``; rows are taken a few at a time so the (rows, C, d) differences stay small."""
+    c, num_cand = cand.shape
+    step = max(1, (1 << 22) // (num_cand * q.shape[1]))
+    dist = q.new_empty(c, num_cand)
+    for start in range(0, c, step):
+        rows = slice(start, start + step)
+        points = ref.index_select(0, cand[rows].clamp_min(0).flatten())  # (rows * C, d); faster than ref[cand]
+        dist[rows] = points.unflatten(0, (-1, num_cand)).sub_(q[rows, None, :]).norm(dim=2)  # (rows, C)
+    dist = dist.masked_fill(cand < 0, math.inf)
+    best = dist.topk(k, dim=1, largest=False)  # sorted ascending
+    return best.values, cand.gather(1, best.indices)
 
 
 def _check_threshold(threshold) -> float:
@@ -79,15 +193,31 @@ def memorized(samples: torch.Tensor, train: torch.Tensor, threshold: float = 1 /
               dedupe: bool = True) -> torch.Tensor:
     """Boolean (m,): ``||x - NN1|| < threshold ||x - NN2||`` for each sample.
 
-    samples: (m, d); train: (n, d) with at least two distinct points; threshold in (0, 1].
+    samples: (m, d); train: (n, d) with at least two distinct points, compared in samples'
+    dtype; threshold in (0, 1]. With ``dedupe``, NN2 is the second-nearest *distinct* point: the
+    raw two nearest are found first, and only samples whose two nearest are copies of one point
+    are measured again against the deduplicated set (so a set without copies is never
+    deduplicated).
     """
-    samples = _checks.points(samples, "samples")
-    train = _checks.points(train, "train", dim=samples.shape[1])
+    samples = _checks.points(samples, "samples", finite=False)
+    train = _checks.points(train, "train", dim=samples.shape[1], finite=False)
     threshold = _check_threshold(threshold)
-    ref = deduplicate(train)[0] if dedupe else train
-    if ref.shape[0] < 2:
+    if train.shape[0] < 2:
         raise ValueError("train must hold at least two distinct points for the nearest/second-nearest rule")
-    dist, _ = nearest_neighbors(samples, ref.to(samples.dtype), k=2)
+    samples = _working_precision(samples)
+    train = train.to(samples.dtype)
+    samples_sq, train_sq = _finite_sq_norms(samples, "samples"), _finite_sq_norms(train, "train")
+    dist, idx = _nearest(samples, samples_sq, train, train_sq, 2, _CHUNK)
+    if dedupe:
+        # Copies are measured alike; the slack only guards against a change of summation order.
+        tied = torch.nonzero(dist[:, 1] <= dist[:, 0] * (1 + 1e-3)).flatten()
+        copies = tied[(train[idx[tied, 0]] == train[idx[tied, 1]]).all(1)]
+        if copies.numel() > 0:
+            distinct = deduplicate(train)[0]
+            if distinct.shape[0] < 2:
+                raise ValueError("train must hold at least two distinct points for the nearest/second-nearest rule")
+            dist[copies] = _nearest(samples[copies], samples_sq[copies], distinct, (distinct * distinct).sum(1),
+                                    2, _CHUNK)[0]
     return dist[:, 0] < threshold * dist[:, 1]
 
 

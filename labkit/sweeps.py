@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["expand_grid", "point_key", "run_sweep", "Table", "PAPER_GRIDS", "main"]
+__all__ = ["expand_grid", "point_key", "run_sweep", "Table", "PAPER_GRIDS", "paper_grid", "main"]
 
 SCHEMA = "labkit.sweep/1"
 _SCALARS = (bool, int, float, str, type(None))
@@ -51,6 +51,10 @@ _SCALARS = (bool, int, float, str, type(None))
 
 def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _fn_name(fn) -> str:
+    return getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", repr(fn))
 
 
 def expand_grid(grid, point_fn: Callable | None = None) -> list[dict]:
@@ -91,12 +95,12 @@ def expand_grid(grid, point_fn: Callable | None = None) -> list[dict]:
         takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         unknown = [a for a in axes if a not in params]
         if unknown and not takes_kwargs:
-            raise ValueError(f"grid axes {unknown} are not parameters of {point_fn.__name__}; "
+            raise ValueError(f"grid axes {unknown} are not parameters of {_fn_name(point_fn)}; "
                              f"known: {[p for p in params if params[p].kind is not inspect.Parameter.VAR_KEYWORD]}")
         missing = [p.name for p in params.values() if p.default is inspect.Parameter.empty
                    and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in axes]
         if missing:
-            raise ValueError(f"grid lacks axes {missing}, required by {point_fn.__name__}")
+            raise ValueError(f"grid lacks axes {missing}, required by {_fn_name(point_fn)}")
     names = list(axes)
     return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
 
@@ -148,7 +152,7 @@ def _run_point(point_fn, config: dict, path: str | None, threads: int):
     finally:
         torch.set_num_threads(before)
     if not isinstance(result, Mapping):
-        raise TypeError(f"{point_fn.__name__} must return a dict of results, got {type(result).__name__}")
+        raise TypeError(f"{_fn_name(point_fn)} must return a dict of results, got {type(result).__name__}")
     result = json.loads(_canonical(dict(result)))  # fails loudly on non-JSON values (or NaN)
     if path is not None:
         _write_entry(Path(path), config, result)
@@ -157,7 +161,7 @@ def _run_point(point_fn, config: dict, path: str | None, threads: int):
 
 def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike | None = None,
               version: int | str = 0, n_jobs: int = 1, backend: str | None = "loky",
-              threads_per_point: int = 1, progress: bool = True) -> Table:
+              threads_per_point: int = 1, progress: bool = True, missing: str = "compute") -> Table:
     """Run ``point_fn(**config)`` over every configuration of ``grid``; return a :class:`Table`.
 
     ``point_fn`` must be a module-level function (so worker processes can import it) returning
@@ -167,7 +171,8 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
     ``n_jobs`` processes run the missing points (joblib; ``backend`` ``"loky"``, ``"threading"``,
     ``"dask"``, ``"ray"``, or None for the active ``joblib.parallel_config``), each limited to
     ``threads_per_point`` torch threads. Rows come back in grid order, each the configuration
-    merged with its result.
+    merged with its result. ``missing="skip"`` only reads the cache: points not cached yet are
+    left out of the table (to show results computed elsewhere, e.g. by ``labkit-sweep``).
     """
     import joblib
     from tqdm.auto import tqdm
@@ -180,6 +185,8 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
         raise ValueError(f"n_jobs must be a non-zero integer (-1: all cores), got {n_jobs!r}")
     if isinstance(threads_per_point, bool) or not isinstance(threads_per_point, int) or threads_per_point < 1:
         raise ValueError(f"threads_per_point must be a positive integer, got {threads_per_point!r}")
+    if missing not in ("compute", "skip"):
+        raise ValueError(f"missing must be 'compute' or 'skip', got {missing!r}")
     configs = expand_grid(grid, point_fn)
 
     folder = None
@@ -195,7 +202,7 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
     results = [None if p is None else _read_entry(p, c) for p, c in zip(paths, configs)]
     todo = [i for i, r in enumerate(results) if r is None]
 
-    if todo:
+    if todo and missing == "compute":
         jobs = (joblib.delayed(_run_point)(point_fn, configs[i], None if paths[i] is None else str(paths[i]),
                                            threads_per_point) for i in todo)
         by_key = {_canonical(configs[i]): i for i in todo}
@@ -208,7 +215,7 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
             for config, result in outputs:
                 results[by_key[_canonical(config)]] = result
                 bar.update(1)
-    return Table([{**c, **r} for c, r in zip(configs, results)])
+    return Table([{**c, **r} for c, r in zip(configs, results) if r is not None])
 
 
 class Table:
@@ -259,11 +266,11 @@ class Table:
 # The paper's Fig. 3 grids, for a bigger machine (the notebook runs CPU-sized versions).
 
 PAPER_GRIDS = {
-    # Fig. 3a left: memorization over (network size, n) at d = 32; widths 64..4096 at depth 4
-    # span about 24K to 44M parameters.
+    # Fig. 3a left: memorization over (network size, n) at d = 32; ScoreMLP widths 64..4096 at
+    # depth 4 span about 25K to 51M parameters (the paper's nets: 24K to 44M).
     "fig3a_size_n": dict(dim=32, n=[1000, 3200, 10000, 32000, 100000],
                          width=[64, 256, 1024, 2048, 4096], depth=4, weight_decay=0.0),
-    # Fig. 3a right: a fixed network of about 12M parameters, d from 8 to 64.
+    # Fig. 3a right: a fixed network of about 13M parameters (the paper's: 12M), d from 8 to 64.
     "fig3a_n_dim": dict(dim=[8, 16, 32, 64], n=[1000, 3200, 10000, 32000, 100000],
                         width=2048, depth=4, weight_decay=0.0),
     # Fig. 3b: width and weight-decay sweeps at n = 3.2K and 10K.
@@ -272,6 +279,18 @@ PAPER_GRIDS = {
     "fig3b_decay": dict(dim=32, n=[3200, 10000], width=2048, depth=4,
                         weight_decay=[0.0, 1e-4, 1e-3, 1e-2, 1e-1]),
 }
+
+
+def paper_grid(name: str, steps: int = 20000, batch_size: int = 1024, num_samples: int = 10000,
+               seed: int = 0) -> dict:
+    """The full grid ``labkit-sweep NAME`` runs (its defaults): one of :data:`PAPER_GRIDS` plus
+    the training settings. Notebook 02 reads these points back with ``missing="skip"``. The
+    device is not part of a point's configuration (it is bound by the command line), so results
+    computed on a GPU are found from a CPU session."""
+    if name not in PAPER_GRIDS:
+        raise ValueError(f"name must be one of {sorted(PAPER_GRIDS)}, got {name!r}")
+    return {**PAPER_GRIDS[name], "steps": steps, "batch_size": batch_size, "num_samples": num_samples,
+            "seed": seed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,10 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, grid in PAPER_GRIDS.items():
             print(f"{name}: {len(expand_grid(grid))} points  {grid}")
         return 0
+    from functools import partial
+
     from .capacity import memorization_point
 
-    grid = {**PAPER_GRIDS[args.grid], "steps": args.steps, "batch_size": args.batch_size,
-            "num_samples": args.num_samples, "device": args.device, "seed": args.seed}
+    grid = paper_grid(args.grid, args.steps, args.batch_size, args.num_samples, args.seed)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -312,7 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except json.JSONDecodeError:
             parser.error(f"--set {key}: {value!r} is not JSON (strings need quotes)")
     cache = None if args.cache is None else Path(args.cache) / "sweeps"
-    table = run_sweep(memorization_point, grid, name=args.grid, cache=cache, n_jobs=args.n_jobs,
+    point_fn = partial(memorization_point, device=args.device)
+    table = run_sweep(point_fn, grid, name=args.grid, cache=cache, n_jobs=args.n_jobs,
                       backend=args.backend, progress=not args.quiet)
     for row in table:
         print(json.dumps(row, sort_keys=True))

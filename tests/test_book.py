@@ -23,6 +23,7 @@ import base64
 import functools
 import http.server
 import json
+import math
 import os
 import re
 import shutil
@@ -237,15 +238,19 @@ def drain_logs(driver):
     return errors, sorted(external), failed
 
 
-def screenshot(driver, name: str) -> None:
-    """The whole page (up to 16000 px tall) as the reader sees it from the top."""
+def screenshot(driver, name: str, tile: int = 8000) -> None:
+    """The whole page as the reader sees it from the top: ``name.png``, then ``name-2.png`` ...
+    for each further ``tile`` pixels (one capture of a very tall page exceeds Chromium's limit)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob(f"{name}-*.png"):
+        old.unlink()
     driver.execute_script("window.scrollTo(0, 0)")
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 16000), "scale": 1}
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                             "clip": clip})
-    (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    for k, top in enumerate(range(0, math.ceil(size["height"]), tile)):
+        clip = {"x": 0, "y": top, "width": size["width"], "height": min(tile, size["height"] - top), "scale": 1}
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                                 "clip": clip})
+        (ARTIFACTS / (f"{name}.png" if k == 0 else f"{name}-{k + 1}.png")).write_bytes(base64.b64decode(shot["data"]))
 
 
 def check_page(driver, url: str, name: str, explorers: int, math: bool) -> None:

@@ -112,6 +112,12 @@ def test_fit_point_empirical_needs_more_width_than_true():
         capacity.fit_point(16, "both")
 
 
+def test_fit_point_true_law_ignores_n_and_fits_the_mixture_score():
+    a = capacity.fit_point(4, "true_law", num_fit=3000, max_width=256)
+    b = capacity.fit_point(64, "true_law", num_fit=3000, max_width=256)
+    assert a == b and a["width_needed"] is not None and a["widths"][0] == 2
+
+
 def test_effective_sample_size_falls_with_duplication():
     train = torch.randn(20, 2, generator=_gen())
     assert capacity.effective_sample_size(train) == pytest.approx(20.0)

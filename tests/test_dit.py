@@ -89,6 +89,10 @@ def test_bad_input_is_rejected():
         model(torch.randn(2, 16), torch.ones(2))
     with pytest.raises(ValueError, match="t must be"):
         model(torch.randn(2, 1, 4, 4), torch.ones(3))
+    with pytest.raises(ValueError, match="t must hold"):
+        model(torch.randn(2, 1, 4, 4), torch.tensor([0.1, 0.0]))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        DiTConfig(hidden=18, num_heads=1)
     with pytest.raises(ValueError, match="patch_size"):
         DiTConfig(image_size=8, patch_size=3)
     with pytest.raises(ValueError, match="num_heads"):

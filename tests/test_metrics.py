@@ -31,6 +31,94 @@ def test_nearest_neighbors_exact(gen):
     assert torch.equal(idx, expected.indices)
 
 
+def _direct_knn(x, ref, k):
+    """k nearest by direct distances ||x - y|| in float64 (no expanded form): the oracle."""
+    dist = torch.cdist(x.double(), ref.double(), compute_mode="donot_use_mm_for_euclid_dist")  # (m, n)
+    return dist.topk(k, dim=1, largest=False)
+
+
+def _hard_case(name, gen):
+    """(x, ref, k) for the cases where a GEMM-based search can go wrong."""
+    if name == "far_from_origin":  # the expanded form cancels to noise in float32 here
+        return 1000 + 0.1 * torch.randn(40, 8, generator=gen), 1000 + 0.1 * torch.randn(301, 8, generator=gen), 3
+    if name == "near_ties":  # 40 points 1e-14 apart in radius, far inside the GEMM's error bound
+        x = torch.randn(6, 8, generator=gen, dtype=torch.float64)
+        u = torch.randn(6, 40, 8, generator=gen, dtype=torch.float64)
+        radii = 1 + 1e-14 * torch.randperm(40, generator=gen).double()
+        shell = x[:, None, :] + radii[:, None] * u / u.norm(dim=2, keepdim=True)  # (6, 40, 8)
+        return x, torch.cat([shell.flatten(0, 1), 3 + torch.randn(60, 8, generator=gen, dtype=torch.float64)]), 3
+    if name == "tiny":  # fewer points than one group; k = n
+        return torch.randn(5, 2, generator=gen), torch.randn(3, 2, generator=gen), 3
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, None])
+@pytest.mark.parametrize("case", ["far_from_origin", "near_ties", "tiny"])
+def test_nearest_neighbors_hard_cases(gen, case, chunk_size):
+    x, ref, k = _hard_case(case, gen)
+    dist, idx = metrics.nearest_neighbors(x, ref, k=k, chunk_size=chunk_size)
+    expected = _direct_knn(x, ref, k)
+    assert dist.shape == idx.shape == (x.shape[0], k) and dist.dtype == x.dtype
+    assert torch.equal(idx, expected.indices)
+    torch.testing.assert_close(dist, expected.values.to(x.dtype))
+
+
+def test_near_ties_widen_the_candidates(gen, monkeypatch):
+    widths = []
+
+    def spy(group_min, k, tol):
+        chosen = candidate_groups(group_min, k, tol)
+        widths.append(chosen.shape[1])
+        return chosen
+
+    candidate_groups = metrics._candidate_groups
+    monkeypatch.setattr(metrics, "_candidate_groups", spy)
+    x, ref, k = _hard_case("near_ties", gen)
+    assert torch.equal(metrics.nearest_neighbors(x, ref, k=k)[1], _direct_knn(x, ref, k).indices)
+    assert max(widths) > k  # the tie path was taken
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, None])
+def test_nearest_neighbors_duplicated_points(gen, chunk_size):
+    base = torch.randn(50, 4, generator=gen)
+    ref = torch.cat([base, base[7].expand(30, 4), base[:10]])  # 31 copies of one point, 2 of ten others
+    x = torch.cat([base[7] + 1e-3 * torch.randn(5, 4, generator=gen), torch.randn(20, 4, generator=gen)])
+    dist, idx = metrics.nearest_neighbors(x, ref, k=4, chunk_size=chunk_size)
+    torch.testing.assert_close(dist, _direct_knn(x, ref, 4).values.float())  # ties: any copy will do,
+    torch.testing.assert_close((x[:, None, :] - ref[idx]).norm(dim=2), dist)  # but at the stated distance
+    assert (ref[idx[:5]] == base[7]).all()
+
+
+def test_nearest_neighbors_exact_under_reduced_precision_gemm(gen):
+    # With bfloat16 GEMMs allowed the error bound widens (without that, several rows here go wrong).
+    x, ref = torch.randn(200, 16, generator=gen), torch.randn(2000, 16, generator=gen)
+    matmul, before = torch.backends.mkldnn.matmul, torch.backends.mkldnn.matmul.fp32_precision
+    matmul.fp32_precision = "bf16"
+    try:
+        idx = metrics.nearest_neighbors(x, ref)[1]
+    finally:
+        matmul.fp32_precision = before
+    assert torch.equal(idx, _direct_knn(x, ref, 2).indices)
+
+
+def test_nearest_neighbors_half_precision(gen):
+    x, ref = torch.randn(30, 5, generator=gen).half(), torch.randn(100, 5, generator=gen).half()
+    dist, idx = metrics.nearest_neighbors(x, ref, k=2, chunk_size=4)
+    assert dist.dtype == torch.float16 and torch.equal(idx, _direct_knn(x, ref, 2).indices)
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_memorized_with_duplicates_and_ties_agrees_with_brute_force(gen, dedupe):
+    base = torch.randn(200, 5, generator=gen)
+    train = torch.cat([base, base[:20], base[:20], base[10:30]])  # copies, in several numbers
+    samples = torch.cat([base[:40] + 1e-3 * torch.randn(40, 5, generator=gen),  # near copied and lone points
+                         base[:5],  # exactly on copied points: distance 0 to several rows
+                         torch.randn(100, 5, generator=gen)])
+    ref = torch.unique(train, dim=0) if dedupe else train
+    two = _direct_knn(samples, ref, 2).values
+    assert torch.equal(metrics.memorized(samples, train, dedupe=dedupe), two[:, 0] < two[:, 1] / 3)
+
+
 def test_threshold_edges(gen):
     train = torch.tensor([[0.0], [3.0]])
     x = torch.tensor([[0.74], [0.76]])  # d1/d2 = 0.74/2.26 < 1/3, 0.76/2.24 > 1/3
@@ -85,6 +173,10 @@ def test_quality_measures(gen):
     (lambda: metrics.memorized(torch.zeros(3, 2), torch.randn(4, 2), threshold=1.5), "threshold must lie in"),
     (lambda: metrics.memorized(torch.full((3, 2), float("nan")), torch.randn(4, 2)), "samples contains NaN"),
     (lambda: metrics.nearest_neighbors(torch.zeros(3, 2), torch.randn(2, 2), k=3), "k must be at most"),
+    (lambda: metrics.nearest_neighbors(torch.zeros(3, 2), torch.randn(4, 2).double()), "ref must have x's dtype"),
+    (lambda: metrics.nearest_neighbors(torch.zeros(3, 2), torch.full((4, 2), float("inf"))), "ref contains NaN"),
+    (lambda: metrics.nearest_neighbors(torch.zeros(3, 2), torch.randn(4, 2), chunk_size=0), "chunk_size"),
+    (lambda: metrics.memorized(torch.zeros(3, 2), torch.zeros(5, 2)), "at least two distinct"),
     (lambda: metrics.bootstrap_interval(torch.zeros(0)), "values must be"),
     (lambda: metrics.bootstrap_interval(torch.zeros(3), level=1.0), "level"),
     (lambda: metrics.mean_log_likelihood(torch.zeros(3, 2), "gmm"), "gmm must be"),

@@ -224,3 +224,10 @@ def test_format_table_reports_mean_and_std():
     table = format_table(results)
     assert "| original | 0.60 +- 0.14 | 0.20 +- 0.14 | 70.00 +- 14.14 | 3.00 +- 1.41 | 10 |" in table
     assert "0.39 / 0.08 / 73.82 / 15.47" in table
+
+
+def test_cache_folder_refuses_a_different_protocol(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--dataset", "digits", "--n", "16", "--out", str(out), *TINY_RUN]) == 0
+    with pytest.raises(ValueError, match="caches a run of"):
+        main(["--dataset", "digits", "--n", "16", "--out", str(out), *TINY_RUN, "--finetune-lr", "0.01"])

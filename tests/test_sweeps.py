@@ -131,6 +131,22 @@ def test_corrupt_or_partial_entries_are_detected_and_recomputed(tmp_path, damage
     assert json.loads(path.read_text())["result"]["y"] == 4  # repaired on disk
 
 
+def test_skip_mode_reads_only_cached_points(tmp_path):
+    sweeps.run_sweep(square, {"x": [1, 3]}, name="s", cache=tmp_path, progress=False)
+    CALLS.clear()
+    table = sweeps.run_sweep(square, {"x": [1, 2, 3]}, name="s", cache=tmp_path, progress=False, missing="skip")
+    assert CALLS == [] and table.column("x").tolist() == [1, 3]
+    with pytest.raises(ValueError, match="missing"):
+        sweeps.run_sweep(square, {"x": [1]}, name="s", cache=tmp_path, missing="ignore")
+
+
+def test_paper_grid_matches_the_command_line_defaults():
+    grid = sweeps.paper_grid("fig3a_size_n")
+    assert grid["steps"] == 20000 and grid["dim"] == 32 and "device" not in grid
+    with pytest.raises(ValueError, match="must be one of"):
+        sweeps.paper_grid("fig9")
+
+
 def test_no_cache_mode_always_computes(tmp_path):
     sweeps.run_sweep(square, {"x": [1, 2]}, name="n", cache=False, progress=False)
     sweeps.run_sweep(square, {"x": [1, 2]}, name="n", cache=False, progress=False)
@@ -220,6 +236,14 @@ def test_cli_runs_a_tiny_override_into_the_cache_and_resumes(tmp_path, capsys):
     stamps = [p.stat().st_mtime_ns for p in entries]
     assert sweeps.main(args) == 0  # second run reads the cache
     assert [p.stat().st_mtime_ns for p in entries] == stamps
+    # a session without the command line (e.g. notebook 02) finds the same points
+    from labkit.capacity import memorization_point
+
+    grid = {**sweeps.paper_grid("fig3b_decay", steps=3, batch_size=8, num_samples=16), "dim": 2, "n": [8],
+            "width": 4, "depth": 1, "weight_decay": [0.0, 0.1], "sample_steps": 3}
+    found = sweeps.run_sweep(memorization_point, grid, name="fig3b_decay", cache=tmp_path / "sweeps",
+                             missing="skip", progress=False)
+    assert found.rows == rows
     with pytest.raises(SystemExit):
         sweeps.main(["fig3b_decay", "--set", "n"])
     with pytest.raises(ValueError, match="not parameters"):
