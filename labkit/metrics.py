@@ -88,7 +88,8 @@ def _finite_sq_norms(x: torch.Tensor, name: str) -> torch.Tensor:
     return sq_norms
 
 
-def _nearest(x, x_sq, ref, ref_sq, k: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _nearest(x: torch.Tensor, x_sq: torch.Tensor, ref: torch.Tensor, ref_sq: torch.Tensor, k: int,
+             chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`nearest_neighbors` on checked inputs, given their squared norms (m,) and (n,)."""
     m, d = x.shape
     keys = _key_matrix(ref, ref_sq)  # (n_pad, d + 1)
@@ -194,10 +195,10 @@ def memorized(samples: torch.Tensor, train: torch.Tensor, threshold: float = 1 /
     """Boolean (m,): ``||x - NN1|| < threshold ||x - NN2||`` for each sample.
 
     samples: (m, d); train: (n, d) with at least two distinct points, compared in samples'
-    dtype; threshold in (0, 1]. With ``dedupe``, NN2 is the second-nearest *distinct* point: the
-    raw two nearest are found first, and only samples whose two nearest are copies of one point
-    are measured again against the deduplicated set (so a set without copies is never
-    deduplicated).
+    dtype (float32 for 16-bit samples); threshold in (0, 1]. With ``dedupe``, NN2 is the
+    second-nearest *distinct* point: the raw two nearest are found first, and only samples whose
+    two nearest are copies of one point are measured again against the deduplicated set (so a
+    training set without copies is never deduplicated).
     """
     samples = _checks.points(samples, "samples", finite=False)
     train = _checks.points(train, "train", dim=samples.shape[1], finite=False)
@@ -209,7 +210,8 @@ def memorized(samples: torch.Tensor, train: torch.Tensor, threshold: float = 1 /
     samples_sq, train_sq = _finite_sq_norms(samples, "samples"), _finite_sq_norms(train, "train")
     dist, idx = _nearest(samples, samples_sq, train, train_sq, 2, _CHUNK)
     if dedupe:
-        # Copies are measured alike; the slack only guards against a change of summation order.
+        # Two copies of a point are measured at the same distance; the slack only guards
+        # against the norm summing their differences in another order.
         tied = torch.nonzero(dist[:, 1] <= dist[:, 0] * (1 + 1e-3)).flatten()
         copies = tied[(train[idx[tied, 0]] == train[idx[tied, 1]]).all(1)]
         if copies.numel() > 0:
