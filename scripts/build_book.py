@@ -10,8 +10,9 @@
    ``book/node_modules`` (``make assets``) into ``site/assets/``: the book needs no network.
 
 ``--no-execute`` renders the committed notebooks as they are (the browser test uses it on a
-temporary folder). A notebook's key figure is ``metadata.labkit.key_figure`` when set (a name in
-``figures/``), else the first figure it saves with ``savefig``.
+temporary folder). A notebook's key figure (a name in ``figures/``) is its
+``metadata.labkit.key_figure`` when set, else its entry in ``book/key_figures.json``, else the
+first figure it saves with ``savefig``.
 
 Usage: python scripts/build_book.py [--no-execute] [--jobs 1] [--out site] [--timeout 1800] [NOTEBOOK ...]
 """
@@ -19,6 +20,7 @@ Usage: python scripts/build_book.py [--no-execute] [--jobs 1] [--out site] [--ti
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -34,6 +36,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+from labkit.plotting import figures_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -59,7 +63,7 @@ SKIP_ASSETS = shutil.ignore_patterns("*.map", "embed.js", "libembed-amd.js", "*.
 
 def format_runtime(seconds: float | None) -> str:
     if seconds is None:
-        return "runtime not measured (render-only build)"
+        return "runtime not measured (not executed by make book)"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest:02d} s on CPU" if minutes else f"{seconds:.0f} s on CPU"
 
@@ -112,9 +116,11 @@ def title_and_summary(nb) -> tuple[str, str]:
     return "", ""
 
 
-def key_figure(nb, figures: Path) -> Path | None:
-    """``metadata.labkit.key_figure`` if set, else the first figure the notebook saves."""
-    name = nb.metadata.get("labkit", {}).get("key_figure")
+def key_figure(path: Path, nb, figures: Path) -> Path | None:
+    """The figure the index shows for a notebook: ``metadata.labkit.key_figure``, else the entry
+    for the notebook in ``book/key_figures.json``, else the first figure it saves."""
+    chosen = json.loads((BOOK / "key_figures.json").read_text()) if (BOOK / "key_figures.json").is_file() else {}
+    name = nb.metadata.get("labkit", {}).get("key_figure") or chosen.get(path.stem)
     if name is None:
         for cell in nb.cells:
             if cell.cell_type == "code":
@@ -124,8 +130,11 @@ def key_figure(nb, figures: Path) -> Path | None:
                     break
     if name is None:
         return None
-    path = figures / (name if name.endswith(".png") else f"{name}.png")
-    return path if path.is_file() else None
+    figure = figures / (name if name.endswith(".png") else f"{name}.png")
+    if not figure.is_file():
+        print(f"  {path.name}: key figure {figure.name} not found in {figures}", file=sys.stderr)
+        return None
+    return figure
 
 
 def copy_assets(out: Path) -> None:
@@ -171,7 +180,7 @@ def render(notebooks: list[Path], out: Path, figures: Path) -> None:
     entries = []
     for path, nb in zip(notebooks, nbs):
         title, summary = title_and_summary(nb)
-        figure = key_figure(nb, figures)
+        figure = key_figure(path, nb, figures)
         entries.append({
             "href": f"{path.stem}.html", "title": title or path.stem, "summary": markupsafe.Markup(summary),
             "runtime": format_runtime(nb.metadata.get("labkit", {}).get("runtime_s")),
@@ -189,6 +198,10 @@ def render(notebooks: list[Path], out: Path, figures: Path) -> None:
     page = env.get_template("book_index.html.j2").render(
         notebooks=entries, mathjax_url=mathjax_url)
     write_atomic(out / "index.html", page)
+    pages = {entry["href"] for entry in entries} | {"index.html"}
+    for stale in out.glob("*.html"):  # pages of notebooks that no longer exist
+        if stale.name not in pages:
+            stale.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,8 +239,6 @@ def main(argv: list[str] | None = None) -> int:
                     failed.append(path.name)
                     print(f"  {path.name}: FAILED ({error}); left as it was", flush=True)
         print(f"executed {len(notebooks) - len(failed)} notebook(s) in {format_runtime(time.perf_counter() - start)}")
-
-    from labkit.plotting import figures_dir
 
     render(notebooks, args.out, figures_dir())
     index = (args.out / "index.html").resolve()

@@ -128,7 +128,8 @@ def books(tmp_path_factory):
     servers = []
     urls = {"book": None}
     if NOTEBOOKS:
-        build(tmp / "site", NOTEBOOKS, execute=False)
+        # The committed figures, not those a concurrent test run writes under $LABKIT_FIGURES.
+        build(tmp / "site", NOTEBOOKS, execute=False, figures=ROOT / "figures")
         servers.append(serve(tmp / "site"))
         urls["book"] = servers[-1][1]
     demo = write_demo(tmp / "demo")
@@ -307,6 +308,10 @@ def test_index_page(browser, books):
     links = [a.get_attribute("href") for a in browser.find_elements("css selector", "a.labkit-card")]
     stems = [path.stem for path in NOTEBOOKS] if books["book"] else ["99_demo"]
     assert [urlparse(link).path.rsplit("/", 1)[-1] for link in links] == [f"{stem}.html" for stem in stems]
+    if books["book"]:  # a notebook that saved figures gets one on its card
+        with_figure = [bool(card.find_elements("css selector", "img"))
+                       for card in browser.find_elements("css selector", "a.labkit-card")]
+        assert with_figure == [any((ROOT / "figures").glob(f"{stem[:2]}_*.png")) for stem in stems]
 
 
 def test_demo_explorer_works_without_a_kernel(browser, books):
