@@ -9,6 +9,7 @@ writes ``figures/<name>.png``, where ``name`` starts with the notebook number
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from dataclasses import dataclass
@@ -173,7 +174,7 @@ def score_fields_figure(gmm, train: torch.Tensor, t: float = 0.1, lim: float = 4
     from .scores import empirical_score
 
     train = train.to(torch.float64)
-    emp = lambda x, tt: empirical_score(x, tt, train)  # noqa: E731 (a local closure, not stored)
+    emp = functools.partial(empirical_score, train=train)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.4), constrained_layout=True)
     for ax, fn, name in ((axes[0], gmm.score, "true score $\\nabla\\log p_t$"),
                          (axes[1], emp, "empirical score $\\nabla\\log \\hat p_t$")):
