@@ -100,4 +100,4 @@ def choice(v, name: str, allowed: tuple[str, ...]) -> str:
 
 def broadcast_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Shape a 0-d or (m,) time so it broadcasts against x of shape (m, ...)."""
-    return t if t.ndim == 0 else t.reshape(-1, *([1] * (x.ndim - 1)))
+    return t if t.ndim == 0 else t.reshape(-1, *([1] * (x.ndim - 1)))  # (m, 1, ..., 1)

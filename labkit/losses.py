@@ -50,7 +50,7 @@ def _noisy_copies(train, t, num_noise, generator):
     alpha_t, sigma_t = alpha_sigma(t)
     z = torch.randn(num_noise, n, d, generator=generator, dtype=train.dtype, device=train.device)
     x_t = (alpha_t * train + sigma_t * z).reshape(num_noise * n, d)  # (r n, d)
-    return x_t, z.reshape(num_noise * n, d), sigma_t
+    return x_t, z.reshape(num_noise * n, d), sigma_t  # (r n, d), (r n, d), 0-d
 
 
 def _check_common(score_fn, train, t, num_noise, generator):
@@ -76,7 +76,7 @@ def dsm_loss(score_fn, train: torch.Tensor, t, num_noise: int = 1,
     n, _ = train.shape
     x_t, z, sigma_t = _noisy_copies(train, t, num_noise, generator)
     residual = -z / sigma_t - _call_score(score_fn, x_t, t)  # (r n, d)
-    return (residual**2).sum(1).reshape(num_noise, n).mean(0)
+    return (residual**2).sum(1).reshape(num_noise, n).mean(0)  # (r, n) -> (n,)
 
 
 def integrated_dsm_loss(score_fn, train: torch.Tensor, t0: float, T: float, num_times: int = 32,
@@ -149,7 +149,7 @@ def loss_gap(true_score, train: torch.Tensor, t, num_noise: int = 1, method: str
     else:
         target = -z / sigma_t
         per_draw = ((target - s_true) ** 2).sum(1) - ((target - s_emp) ** 2).sum(1)
-    return _estimate(per_draw.reshape(num_noise, n).mean(0))
+    return _estimate(per_draw.reshape(num_noise, n).mean(0))  # (r, n) -> (n,): SE over points
 
 
 def integrated_loss_gap(true_score, train: torch.Tensor, t0: float, T: float, num_times: int = 32,
@@ -168,6 +168,6 @@ def integrated_loss_gap(true_score, train: torch.Tensor, t0: float, T: float, nu
         t_tensor = torch.tensor(float(t), dtype=train.dtype, device=train.device)
         x_t, _, _ = _noisy_copies(train, t_tensor, num_noise, generator)
         gap = ((empirical_score(x_t, t_tensor, train) - _call_score(true_score, x_t, t_tensor, "true_score")) ** 2).sum(1)
-        per_point.append(gap.reshape(num_noise, -1).mean(0))
+        per_point.append(gap.reshape(num_noise, -1).mean(0))  # (r, n) -> (n,)
     values = torch.stack(per_point).to(torch.float64) * times[:, None]  # (num_times, n)
     return _estimate(torch.trapezoid(values, times.log(), dim=0))

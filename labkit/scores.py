@@ -77,7 +77,7 @@ def _prepare(x, t, train, chunk_size):
     t = _checks.time(t, "t", x, m=m)
     chunk_size = _checks.optional_positive_int(chunk_size, "chunk_size") or default_chunk_size(m, n)
     alpha_t, sigma_t = alpha_sigma(t)
-    return x, t, train, chunk_size, alpha_t.reshape(-1, 1), sigma_t.reshape(-1, 1)
+    return x, t, train, chunk_size, alpha_t.reshape(-1, 1), sigma_t.reshape(-1, 1)  # (m or 1, 1) each
 
 
 def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
