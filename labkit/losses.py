@@ -79,21 +79,26 @@ def dsm_loss(score_fn, train: torch.Tensor, t, num_noise: int = 1,
     return (residual**2).sum(1).reshape(num_noise, n).mean(0)  # (r, n) -> (n,)
 
 
-def integrated_dsm_loss(score_fn, train: torch.Tensor, t0: float, T: float, num_times: int = 32,
-                        num_noise: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``integral_{t0}^{T} l_t(x_i, s) dt`` per training point, (n,).
+def _integrate_log_t(per_time, t0: float, T: float, num_times: int) -> torch.Tensor:
+    """``integral_{t0}^{T} f(t) dt`` for ``per_time(t: float) -> (n,)``, per entry, (n,).
 
     Trapezoid rule in log t on a geometric grid of ``num_times`` points (dt = t dlog t), which
-    resolves the ~1/t growth of the loss at small t that a uniform grid would miss.
+    resolves the ~1/t growth of the integrands at small t that a uniform grid would miss.
     """
     num_times = _checks.positive_int(num_times, "num_times")
     if num_times < 2:
         raise ValueError(f"num_times must be at least 2, got {num_times}")
-    times = time_grid(t0, T, num_times - 1).flip(0)  # increasing
-    values = torch.stack([dsm_loss(score_fn, train, float(t), num_noise, generator) for t in times])
-    log_t = times.log().to(values)
-    integrand = values * times.to(values)[:, None]  # (num_times, n)
-    return torch.trapezoid(integrand, log_t, dim=0)
+    times = time_grid(t0, T, num_times - 1).flip(0)  # increasing, float64
+    values = torch.stack([per_time(float(t)).to(torch.float64) for t in times])  # (num_times, n)
+    return torch.trapezoid(values * times[:, None], times.log(), dim=0)
+
+
+def integrated_dsm_loss(score_fn, train: torch.Tensor, t0: float, T: float, num_times: int = 32,
+                        num_noise: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``integral_{t0}^{T} l_t(x_i, s) dt`` per training point, (n,) in train's dtype
+    (trapezoid rule in log t on ``num_times`` geometric points)."""
+    integral = _integrate_log_t(lambda t: dsm_loss(score_fn, train, t, num_noise, generator), t0, T, num_times)
+    return integral.to(train.dtype)
 
 
 def fisher_divergence(score_a, score_b, points: torch.Tensor, t) -> torch.Tensor:
@@ -138,8 +143,13 @@ def loss_gap(true_score, train: torch.Tensor, t, num_noise: int = 1, method: str
     noise. Both estimate the same number (Prop. 4.1). The standard error is over training
     points (each point's draws are averaged first).
     """
-    train, t, num_noise = _check_common(true_score, train, t, num_noise, generator)
     _checks.choice(method, "method", ("fisher", "dsm"))
+    return _estimate(_fisher_per_point(true_score, train, t, num_noise, generator, chunk_size, method))
+
+
+def _fisher_per_point(true_score, train, t, num_noise, generator, chunk_size=None, method="fisher"):
+    """Per training point, the mean over ``num_noise`` draws of the Loss-Gap integrand: (n,)."""
+    train, t, num_noise = _check_common(true_score, train, t, num_noise, generator)
     n, _ = train.shape
     x_t, z, sigma_t = _noisy_copies(train, t, num_noise, generator)
     s_emp = empirical_score(x_t, t, train, chunk_size)
@@ -149,7 +159,7 @@ def loss_gap(true_score, train: torch.Tensor, t, num_noise: int = 1, method: str
     else:
         target = -z / sigma_t
         per_draw = ((target - s_true) ** 2).sum(1) - ((target - s_emp) ** 2).sum(1)
-    return _estimate(per_draw.reshape(num_noise, n).mean(0))  # (r, n) -> (n,): SE over points
+    return per_draw.reshape(num_noise, n).mean(0)  # (r, n) -> (n,): the SE is over points
 
 
 def integrated_loss_gap(true_score, train: torch.Tensor, t0: float, T: float, num_times: int = 32,
@@ -158,16 +168,6 @@ def integrated_loss_gap(true_score, train: torch.Tensor, t0: float, T: float, nu
 
     Theorem 4.3 predicts growth like ``d log(1/t0)`` as t0 -> 0.
     """
-    num_times = _checks.positive_int(num_times, "num_times")
-    if num_times < 2:
-        raise ValueError(f"num_times must be at least 2, got {num_times}")
     train = _checks.points(train, "train")
-    times = time_grid(t0, T, num_times - 1).flip(0)
-    per_point = []
-    for t in times:
-        t_tensor = torch.tensor(float(t), dtype=train.dtype, device=train.device)
-        x_t, _, _ = _noisy_copies(train, t_tensor, num_noise, generator)
-        gap = ((empirical_score(x_t, t_tensor, train) - _call_score(true_score, x_t, t_tensor, "true_score")) ** 2).sum(1)
-        per_point.append(gap.reshape(num_noise, -1).mean(0))  # (r, n) -> (n,)
-    values = torch.stack(per_point).to(torch.float64) * times[:, None]  # (num_times, n)
-    return _estimate(torch.trapezoid(values, times.log(), dim=0))
+    return _estimate(_integrate_log_t(lambda t: _fisher_per_point(true_score, train, t, num_noise, generator),
+                                      t0, T, num_times))
