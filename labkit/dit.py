@@ -18,10 +18,8 @@ Introduced in ``notebooks/03_pruning_mitigation.ipynb``.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, replace
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +29,7 @@ from torch import nn
 from . import _checks
 from .process import ou_time_from_alpha_bar, score_from_noise
 from .sampling import sample
-from .train import dsm_noise_loss, train
+from .train import dsm_noise_loss, save_atomically, train
 
 __all__ = [
     "DiTConfig", "PRESETS", "DiT", "patchify", "unpatchify", "ddpm_time", "DDPMTime",
@@ -349,12 +347,8 @@ def sample_images(model: DiT, num_samples: int, *, steps: int = 50, t_min: float
 
 
 def save_dit(model: DiT, path, **extra) -> None:
-    """Write ``{"config", "state_dict", **extra}`` atomically (tmp file, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)
+    """Write ``{"config", "state_dict", **extra}`` atomically (:func:`labkit.train.save_atomically`)."""
+    save_atomically({"config": asdict(model.config), "state_dict": model.state_dict(), **extra}, path)
 
 
 def load_dit(path, map_location="cpu") -> tuple[DiT, dict]:

@@ -32,7 +32,7 @@ import torch
 
 from . import _checks
 from .dit import PRESETS, DDPMTime, DiT, load_dit, sample_images, save_dit, train_dit, with_heads
-from .train import dsm_noise_loss
+from .train import dsm_noise_loss, save_atomically
 
 __all__ = [
     "masked_heads", "head_importance", "magnitude_importance", "random_importance", "select_heads",
@@ -375,9 +375,7 @@ def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, clas
     result = evaluate_images(samples, data, classifier)
     result.update(params=model.num_parameters(), heads={str(k): v for k, v in heads.items()}, method=method,
                   seed=seed, ratio=ratio)
-    tmp = out_dir / f"{stem}.pt.tmp"
-    torch.save(samples, tmp)
-    os.replace(tmp, out_dir / f"{stem}.pt")
+    save_atomically(samples, out_dir / f"{stem}.pt")
     _write_json(path, result)
     return result
 

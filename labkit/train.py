@@ -40,6 +40,7 @@ __all__ = [
     "History",
     "train",
     "load_checkpoint",
+    "save_atomically",
 ]
 
 
@@ -176,7 +177,10 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         b_ema.copy_(b)
 
 
-def _save_atomically(obj: dict, path: Path) -> None:
+def save_atomically(obj, path) -> None:
+    """``torch.save(obj, path)`` through a tmp file and ``os.replace``: a crash never leaves a
+    truncated file at ``path``. Used for training checkpoints, DiT checkpoints and samples."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -333,7 +337,7 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
         step = int(ckpt["step"])
 
     def save() -> None:
-        _save_atomically({
+        save_atomically({
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "ema": None if history.ema is None else history.ema.state_dict(),
             "step": step, "generator": generator.get_state(), "batches": batches.state_dict(),

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import joblib
 import numpy as np
