@@ -240,7 +240,10 @@ def nearest_grid(samples: torch.Tensor, train: torch.Tensor, num: int = 8, title
     _check_images(samples, "samples", shape=train.shape[1:])
     num = min(_checks.positive_int(num, "num"), samples.shape[0])
     samples = samples[:num]
-    nearest = train[torch.cdist(samples.flatten(1), train.flatten(1)).argmin(1)]  # (num, C, H, W)
+    from .metrics import nearest_neighbors
+
+    _, index = nearest_neighbors(samples.flatten(1), train.flatten(1).to(samples.dtype), k=1)  # (num, 1)
+    nearest = train[index[:, 0]]  # (num, C, H, W)
     memorized_mask = image_memorized(samples, train)
     if fig is None:
         fig = plt.figure(figsize=(0.8 * num + 0.6, 2.0))
