@@ -24,8 +24,11 @@ labkit stays cheap.
 """
 
 import importlib
+import warnings
 
-__version__ = "0.1.0"
+# The one version source: the wheel's metadata (pyproject's dynamic version) and the results'
+# provenance read it. Bump it together with CHANGELOG.md.
+__version__ = "0.2.0"
 
 _SUBMODULES = (
     "process", "data", "scores", "losses", "sampling", "metrics", "nets", "train", "capacity", "sweeps",
@@ -38,3 +41,39 @@ def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
+
+def _deprecated(old: str, new: str, stacklevel: int = 3) -> None:
+    """Warn that ``old`` (a dotted name) was renamed or moved to ``new``.
+
+    Emits a ``DeprecationWarning`` that names both, attributed to the caller of the function
+    that calls this one (``stacklevel=3``), so the user sees the line that used the old name.
+    """
+    warnings.warn(f"{old} is deprecated; use {new} instead (it will be removed in a later release)",
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+def _moved(module: str, names: dict[str, str]):
+    """A module-level ``__getattr__`` that keeps moved names importable, with a warning.
+
+    ``names`` maps each old attribute of ``module`` to its new home as ``"package.module.attr"``::
+
+        # in labkit/capacity.py, after memorization_point moved to labkit.experiments
+        __getattr__ = _moved(__name__, {"memorization_point": "labkit.experiments.memorization_point"})
+
+    ``from labkit.capacity import memorization_point`` then returns the new object and emits a
+    ``DeprecationWarning`` naming ``labkit.experiments.memorization_point``. The new module is
+    imported on first use only, so it may itself import the old one without a cycle.
+    """
+    for old, new in names.items():
+        if new.count(".") < 1 or not all(part.isidentifier() for part in new.split(".")):
+            raise ValueError(f"new home of {module}.{old} must be a dotted 'package.module.attr', got {new!r}")
+
+    def __getattr__(name):
+        if name not in names:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        new_module, _, attr = names[name].rpartition(".")
+        _deprecated(f"{module}.{name}", names[name])
+        return getattr(importlib.import_module(new_module), attr)
+
+    return __getattr__

@@ -5,6 +5,11 @@ numpy and random, picks the device (CPU unless asked), applies the seaborn theme
 size switch ``LABKIT_FAST=1`` (the small size used by the test run). ``savefig(fig, name)``
 writes ``figures/<name>.png``, where ``name`` starts with the notebook number
 (``"01_gap_vs_t"``). Introduced in ``notebooks/00_primer.ipynb``.
+
+Where files go: in a source checkout (an editable install included) figures and caches live in
+the repository's ``figures/`` and ``.cache/``; an installed package never writes beside itself,
+so there ``savefig`` writes ``./figures`` and caches go to the user cache directory
+(``platformdirs``, e.g. ``~/.cache/labkit``). ``$LABKIT_FIGURES`` and ``$LABKIT_CACHE`` always win.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import platformdirs
 import torch
 
 __all__ = [
@@ -38,9 +44,14 @@ __all__ = [
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
 
-def repo_root() -> Path:
-    """The checkout that holds the ``labkit`` package (figures and caches live there)."""
-    return Path(__file__).resolve().parent.parent
+def repo_root() -> Path | None:
+    """The source checkout that holds the ``labkit`` package, or None when labkit is installed.
+
+    A checkout has ``pyproject.toml`` and ``notebooks/`` beside ``labkit/``; a wheel or sdist
+    install (into ``site-packages``) has neither, and must not write there.
+    """
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
 
 
 def is_fast() -> bool:
@@ -52,16 +63,28 @@ def is_fast() -> bool:
 
 
 def figures_dir() -> Path:
-    """Where ``savefig`` writes: ``$LABKIT_FIGURES`` or ``<repo>/figures``."""
-    return Path(os.environ.get("LABKIT_FIGURES", repo_root() / "figures"))
+    """Where ``savefig`` writes: ``$LABKIT_FIGURES``, else ``<checkout>/figures`` in a source
+    checkout, else ``./figures`` (of the current directory) for an installed package."""
+    if os.environ.get("LABKIT_FIGURES"):
+        return Path(os.environ["LABKIT_FIGURES"])
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / "figures"
 
 
 def cache_dir(*parts: str) -> Path:
-    """A cache folder ``$LABKIT_CACHE/<parts>`` (default ``<repo>/.cache``), created on demand.
+    """A cache folder ``<root>/<size>/<parts>``, created on demand.
 
+    ``root`` is ``$LABKIT_CACHE``, else ``<checkout>/.cache`` in a source checkout, else the
+    user cache directory (``platformdirs.user_cache_path("labkit")``) for an installed package.
     The fast size gets its own sub-folder so a test run never reads full-size results.
     """
-    root = Path(os.environ.get("LABKIT_CACHE", repo_root() / ".cache"))
+    checkout = repo_root()
+    if os.environ.get("LABKIT_CACHE"):
+        root = Path(os.environ["LABKIT_CACHE"])
+    elif checkout is not None:
+        root = checkout / ".cache"
+    else:
+        root = platformdirs.user_cache_path("labkit")
     path = root.joinpath("fast" if is_fast() else "full", *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
