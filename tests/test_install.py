@@ -12,6 +12,7 @@ asserts that ``labkit`` is imported from the fresh venv.
 import email
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -46,11 +47,21 @@ def _clean_env(**extra) -> dict:
     return env
 
 
+# What the sdist is built from. The build runs on a copy, so it writes no egg-info into the
+# checkout (where `python -m pytest` would find it before the installed metadata).
+SOURCES = ("pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CITATION.cff", "CHANGELOG.md", "labkit")
+
+
 @pytest.fixture(scope="session")
 def dists(tmp_path_factory):
     """``{"sdist": path, "wheel": path}``, built once for the whole session."""
-    out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT], env=_clean_env())
+    src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("dist")
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, src / name)
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", out, src], env=_clean_env())
     sdists, wheels = sorted(out.glob("*.tar.gz")), sorted(out.glob("*.whl"))
     assert len(sdists) == 1 and len(wheels) == 1, sorted(out.iterdir())
     return {"sdist": sdists[0], "wheel": wheels[0]}

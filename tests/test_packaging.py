@@ -90,7 +90,7 @@ def test_version_has_one_source():
     assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "labkit.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", labkit.__version__)
     # the installed (editable) metadata; tests/test_install.py checks the built wheel and sdist
-    assert importlib.metadata.version(DIST) == labkit.__version__
+    assert importlib.metadata.version(DIST) == labkit.__version__, "stale editable install: run `make venv`"
     assert str(yaml.safe_load((ROOT / "CITATION.cff").read_text())["version"]) == labkit.__version__
     assert _bibtex((ROOT / "README.md").read_text())["labkit"]["version"] == labkit.__version__
 
