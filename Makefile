@@ -18,7 +18,8 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 venv: $(STAMP)
 
 # torch first, from its CPU wheel: installing the project into an env without torch pulls CUDA.
-$(STAMP): pyproject.toml
+# labkit/__init__.py holds the version, which the editable install's metadata copies.
+$(STAMP): pyproject.toml labkit/__init__.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
