@@ -14,10 +14,9 @@
   measures the largest Jacobian spectral norm of a trained score network.
 - Duplication. :func:`effective_sample_size` is Kish's ``(sum c)^2 / sum c^2`` over the
   multiplicities ``c`` of distinct training points: duplicates lower it.
-- Memorization experiments (Figs. 2-3). :func:`memorization_point` trains a ScoreMLP with DSM
-  (noise-prediction MSE, i.e. DSM weighted by sigma_t^2) on n draws of the paper's mixture,
-  samples it, and returns the memorization ratio and the mean log-likelihood of the samples
-  under the true mixture; ``labkit-sweep`` runs it at paper scale.
+
+The paper's memorization experiments (Figs. 2-3) that use these helpers live in
+:mod:`labkit.experiments`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import math
 
 import torch
 
-from . import _checks
+from . import _checks, _moved
 from .process import alpha_sigma
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "autograd_hessian",
     "lipschitz_constant",
     "effective_sample_size",
-    "memorization_point",
 ]
 
 
@@ -272,85 +270,5 @@ def effective_sample_size(train: torch.Tensor) -> float:
     return float(counts.sum() ** 2 / (counts**2).sum())
 
 
-# ----------------------------------------------------------------------------------------------
-# Memorization experiments (paper Figs. 2-3)
-
-def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_decay: float = 0.0,
-                       steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,
-                       num_samples: int = 1000, sample_steps: int = 100, t_min: float = 1e-3,
-                       t_max: float = 8.0, mixture: str = "paper", num_components: int = 8,
-                       mean_std: float = 2.0, duplicate_fraction: float = 0.0,
-                       duplicate_copies: int = 1, keep_samples: bool = False,
-                       lipschitz_t: float = 0.01, device: str = "cpu", seed: int = 0) -> dict:
-    """Train, sample, measure: one point of the paper's mixture experiments (Figs. 2-3).
-
-    ``mixture="paper"``: ``make_gmm(num_components, dim, mean_std)`` (paper: K = 8, means
-    ~ N(0, 4 I), identity covariance) drawn with seed ``seed``; ``"gmm4"``: the 2-D K = 4 toy of
-    Fig. 2 (``dim`` must be 2). ``n`` training points, optionally with a ``duplicate_fraction``
-    of them repeated ``duplicate_copies`` times. A ``ScoreMLP(dim, width, depth)`` is trained by
-    :func:`labkit.train.train` with :func:`labkit.train.dsm_noise_loss` (noise prediction, i.e.
-    DSM weighted by sigma_t^2; times log-uniform on ``[t_min, t_max]``), AdamW with
-    ``weight_decay``; then ``num_samples`` samples from the reverse SDE stopped at ``t_min``.
-
-    Returns a JSON-ready dict: ``memorization`` (1/3 rule against the training set),
-    ``null_memorization`` (the same rule on fresh draws of the law), ``log_likelihood`` (mean
-    log-density of the samples under the true law) and ``reference_log_likelihood`` (of fresh
-    draws), ``params``, ``train_loss`` (mean of the last 10% of steps), ``n_total`` (with
-    duplicates), ``lipschitz_max`` / ``lipschitz_median`` (spectral norm of the Jacobian of the
-    network's score at ``lipschitz_t``, over 64 diffused training points: see
-    :func:`lipschitz_constant`), and with ``keep_samples`` the samples and the training set as
-    nested lists.
-    """
-    from functools import partial
-
-    from .data import make_gmm, toy_mixture, with_duplicates
-    from .metrics import memorization_ratio
-    from .nets import ScoreMLP
-    from .sampling import sample
-    from .train import LogUniformTime, dsm_noise_loss, train
-
-    _checks.choice(mixture, "mixture", ("paper", "gmm4"))
-    dev = torch.device(device)
-    g = torch.Generator().manual_seed(seed)
-    if mixture == "gmm4":
-        if dim != 2:
-            raise ValueError(f"dim must be 2 for the gmm4 toy, got {dim}")
-        gmm = toy_mixture("gmm4")
-    else:
-        gmm = make_gmm(num_components, dim, mean_std, generator=g)
-    data = gmm.sample(n, generator=g)
-    if duplicate_fraction > 0 and duplicate_copies > 1:
-        data = with_duplicates(data, duplicate_fraction, duplicate_copies, generator=g)
-    model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
-    gd = torch.Generator(device=dev).manual_seed(seed + 1)
-    # labkit.train draws batches without replacement (a batch is at most the whole set), so a
-    # small set is tiled up to one batch: every step sees batch_size noisy copies, and the
-    # empirical law (uniform over the rows) is unchanged.
-    tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
-    history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
-                    steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                    generator=gd, progress=False)
-    model.eval()
-    with torch.no_grad():
-        samples = sample(model.score, num_samples, dim, steps=sample_steps, t_min=t_min, t_max=t_max,
-                         method="sde", generator=gd, device=dev).cpu()
-        fresh = gmm.sample(num_samples, generator=g)
-        tail = history.loss[-max(steps // 10, 1):]
-        probe, _ = _draw(data, 64, lipschitz_t, lipschitz_t, g)
-    lip = lipschitz_constant(model.score, probe.to(dev), lipschitz_t).cpu()
-    with torch.no_grad():
-        out = {
-            "memorization": memorization_ratio(samples, data),
-            "null_memorization": memorization_ratio(fresh, data),
-            "log_likelihood": float(gmm.log_prob(samples).mean()),
-            "reference_log_likelihood": float(gmm.log_prob(fresh).mean()),
-            "params": model.num_parameters(),
-            "train_loss": sum(tail) / len(tail),
-            "n_total": int(data.shape[0]),
-            "lipschitz_max": float(lip.max()),
-            "lipschitz_median": float(lip.median()),
-        }
-    if keep_samples:
-        out["samples"] = samples.tolist()
-        out["train"] = data.tolist()
-    return out
+# memorization_point moved to labkit.experiments (the paper's protocols live there)
+__getattr__ = _moved(__name__, {"memorization_point": "labkit.experiments.memorization_point"})

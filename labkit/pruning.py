@@ -1,5 +1,4 @@
-"""Head importance (Algorithm 2), head selection and structural pruning (Algorithm 1), and the
-paper-scale command line that reproduces Table 1.
+"""Head importance (Algorithm 2), head selection and structural pruning (Algorithm 1).
 
 Every attention head ``h`` of a :class:`labkit.dit.DiT` carries a gate ``xi_h`` (1 by default).
 Algorithm 2 scores a head by ``S(h) = E |dL/d xi_h|``, the loss being the noise-prediction
@@ -12,43 +11,25 @@ small t serve the empirical score, i.e. memorization.
 Heads are named ``{layer: [head, ...]}``. :func:`masked_heads` switches heads off in place for a
 ``with`` block; :func:`prune_heads` returns a smaller DiT (narrower qkv and output projections)
 that computes exactly what the gated model computes. Baselines: random heads and the smallest
-weight norms. ``python -m labkit.pruning`` (or ``labkit-prune``) runs the whole protocol:
-train, score, prune, fine-tune, sample and evaluate over several seeds, on the digits (CPU)
-or on a local CIFAR-10 copy (GPU). Introduced in ``notebooks/03_pruning_mitigation.ipynb``.
+weight norms. The Table 1 protocol built from these pieces (train, score, prune, fine-tune,
+sample and evaluate over seeds) is :mod:`labkit.experiments`; ``labkit prune`` runs it.
+Introduced in ``notebooks/03_pruning_mitigation.ipynb``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
-import json
-import os
-import sys
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
-from . import _checks
-from .dit import PRESETS, DDPMTime, DiT, load_dit, sample_images, save_dit, train_dit, with_heads
-from .train import dsm_noise_loss, save_atomically
+from . import _checks, _moved
+from .dit import DDPMTime, DiT, train_dit, with_heads
+from .train import dsm_noise_loss
 
 __all__ = [
     "masked_heads", "head_importance", "magnitude_importance", "random_importance", "select_heads",
-    "prune_heads", "fine_tune", "PAPER_TABLE1", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances",
-    "pruned_arm", "run_protocol", "summarize", "format_table", "main",
+    "prune_heads", "fine_tune",
 ]
-
-# Table 1 of the paper: CIFAR-10 5,000-image subset, DiT, 20% of heads pruned, mean +- std over 5 runs.
-PAPER_TABLE1 = {
-    "original": {"precision": (0.39, 0.01), "recall": (0.08, 0.01), "memorization": (73.82, 1.12), "fd": (15.47, 0.28)},
-    "small-t importance": {"precision": (0.33, 0.02), "recall": (0.12, 0.01), "memorization": (68.58, 0.77), "fd": (15.07, 0.33)},
-    "random": {"precision": (0.30, 0.02), "recall": (0.09, 0.01), "memorization": (66.87, 0.94), "fd": (17.14, 0.25)},
-}
-# The protocol's arms: the paper's three plus a fine-tuned-but-unpruned control and two criteria.
-METHODS = ("original", "fine-tuned control", "small-t importance", "uniform-t importance", "random", "magnitude")
-
 
 def _attention(model: DiT) -> list:
     if not isinstance(model, DiT):
@@ -246,238 +227,7 @@ def _check_image_batch(model: DiT, images) -> None:
                          f"got {tuple(images.shape)}")
 
 
-# --------------------------------------------------------------------------------------------
-# The protocol behind Table 1, shared by notebook 03 and the command line
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Protocol:
-    """Settings of one Table-1 run. Defaults are notebook 03's full CPU size on the digits; the
-    CLI's ``--dataset cifar10`` switches to :data:`CIFAR_PROTOCOL`, the paper's scale."""
-
-    preset: str = "digits"
-    train_steps: int = 5000
-    train_lr: float = 3e-3
-    batch_size: int = 32
-    finetune_steps: int = 200
-    finetune_lr: float = 1e-3
-    ratio: float = 0.2
-    seeds: int = 3
-    num_samples: int = 400
-    sample_steps: int = 40
-    importance_batches: int = 16
-    classifier_steps: int = 400
-
-    def __post_init__(self):
-        _checks.choice(self.preset, "preset", tuple(PRESETS))
-        for name in ("train_steps", "batch_size", "finetune_steps", "seeds", "num_samples", "sample_steps",
-                     "importance_batches", "classifier_steps"):
-            _checks.positive_int(getattr(self, name), name)
-        _checks.positive_float(self.train_lr, "train_lr")
-        _checks.positive_float(self.finetune_lr, "finetune_lr")
-        _checks.unit_interval(self.ratio, "ratio", closed_left=True, closed_right=False)
-
-
-# The paper's scale (CIFAR-10 5,000-image subset, a DiT-S/2-sized model, 5 runs). The paper does
-# not state its training, fine-tuning or sampling settings; these are labkit's choices for a GPU.
-CIFAR_PROTOCOL = Protocol(preset="cifar", train_steps=100_000, train_lr=1e-4, batch_size=128, finetune_steps=10_000,
-                          finetune_lr=1e-4, seeds=5, num_samples=5000, sample_steps=100, importance_batches=64,
-                          classifier_steps=3000)
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
-def _claim(out_dir: Path, data, protocol: Protocol) -> None:
-    """Record which data and protocol ``out_dir``'s cache belongs to; refuse a different one."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = {"dataset": data.name, "n": int(data.train.shape[0]), "protocol": asdict(protocol)}
-    path = out_dir / "protocol.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old != stamp:
-            raise ValueError(f"{str(out_dir)!r} caches a run of {old}, not {stamp}; use another output folder "
-                             "or delete this one")
-    else:
-        _write_json(path, stamp)
-
-
-def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(), eval_every=None,
-               progress: bool = False) -> tuple[DiT, dict]:
-    """Train (or load) the original DiT on ``data.train``; cached as ``out_dir/base.pt`` and
-    resumed from ``out_dir/base_train.pt`` after an interruption. Returns ``(model, extra)``
-    where ``extra["evals"]`` holds the callbacks' history (``[]`` without callbacks)."""
-    out_dir = Path(out_dir)
-    _claim(out_dir, data, protocol)
-    path = out_dir / "base.pt"
-    if path.is_file():
-        model, extra = load_dit(path, map_location=device)
-        return model, extra
-    model = DiT(PRESETS[protocol.preset], generator=torch.Generator().manual_seed(0)).to(device)
-    history = train_dit(model, data.train.to(device), steps=protocol.train_steps, batch_size=protocol.batch_size,
-                        lr=protocol.train_lr, generator=torch.Generator(device=device).manual_seed(1),
-                        callbacks=callbacks, eval_every=eval_every, checkpoint_path=out_dir / "base_train.pt",
-                        progress=progress)
-    extra = {"evals": history.evals, "loss": history.loss}
-    save_dit(model, path, **extra)
-    (out_dir / "base_train.pt").unlink(missing_ok=True)
-    return model, extra
-
-
-def importances(model: DiT, data, protocol: Protocol) -> dict[str, torch.Tensor]:
-    """The four head scores of the protocol, (L, H) each: small-t and uniform-t Algorithm 2,
-    weight magnitude, and (per seed, in :func:`pruned_arm`) random."""
-    common = dict(batches=protocol.importance_batches, batch_size=protocol.batch_size)
-    device = next(model.parameters()).device
-    return {
-        "small-t importance": head_importance(model, data.train.to(device), time_dist="small",
-                                              generator=torch.Generator(device=device).manual_seed(2), **common),
-        "uniform-t importance": head_importance(model, data.train.to(device), time_dist="uniform",
-                                                generator=torch.Generator(device=device).manual_seed(2), **common),
-        "magnitude": magnitude_importance(model),
-    }
-
-
-def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, classifier, out_dir, *,
-               ratio: float | None = None, scores: dict | None = None) -> dict:
-    """One cell of the table: build ``method``'s model from ``base`` (prune ``ratio`` of the
-    heads and fine-tune, fine-tune only for the control, nothing for the original), draw
-    ``num_samples`` images with seed ``seed`` and evaluate them. Cached as JSON plus the samples
-    (``out_dir/<method>_r<ratio>_s<seed>.json / .pt``). Returns the metrics dict with
-    ``params`` and the pruned ``heads``."""
-    from .images import evaluate_images
-
-    _checks.choice(method, "method", METHODS)
-    ratio = protocol.ratio if ratio is None else _checks.unit_interval(ratio, "ratio", closed_left=True,
-                                                                      closed_right=False)
-    out_dir = Path(out_dir)
-    stem = f"{method.replace(' ', '_')}_r{ratio:.2f}_s{seed}"
-    path = out_dir / f"{stem}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    device = next(base.parameters()).device
-    model, heads = copy.deepcopy(base).requires_grad_(True), {}
-    if method not in ("original", "fine-tuned control") and ratio > 0:
-        if method == "random":
-            score = random_importance(base, torch.Generator().manual_seed(1000 + seed))
-        else:
-            score = (scores or importances(base, data, protocol))[method]
-        heads = select_heads(score, ratio)
-        model = prune_heads(base, heads)
-    if method != "original":
-        fine_tune(model, data.train.to(device), steps=protocol.finetune_steps, batch_size=protocol.batch_size,
-                  lr=protocol.finetune_lr, generator=torch.Generator(device=device).manual_seed(3000 + seed))
-    samples = sample_images(model, protocol.num_samples, steps=protocol.sample_steps,
-                            generator=torch.Generator(device=device).manual_seed(4000 + seed)).cpu()
-    result = evaluate_images(samples, data, classifier)
-    result.update(params=model.num_parameters(), heads={str(k): v for k, v in heads.items()}, method=method,
-                  seed=seed, ratio=ratio)
-    save_atomically(samples, out_dir / f"{stem}.pt")
-    _write_json(path, result)
-    return result
-
-
-def run_protocol(data, protocol: Protocol, out_dir, *, device="cpu", methods=METHODS, classifier=None,
-                 progress: bool = False, log=print) -> dict[str, list[dict]]:
-    """Algorithm 1 with controls over ``protocol.seeds`` seeds: train (or load) the base DiT,
-    train the feature classifier on the held-out images unless ``classifier`` is given, then
-    every ``method`` x seed cell (cached, so an interrupted run resumes). Returns
-    ``{method: [metrics per seed]}`` and writes ``out_dir/results.json``."""
-    from .images import train_classifier
-
-    if not isinstance(protocol, Protocol):
-        raise TypeError(f"protocol must be a Protocol, got {type(protocol).__name__}")
-    for method in methods:
-        _checks.choice(method, "methods", METHODS)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base, _ = train_base(data, protocol, out_dir, device=device, progress=progress)
-    if classifier is None:
-        classifier = train_classifier(data.held_out.to(device), data.held_out_labels.to(device),
-                                      steps=protocol.classifier_steps, generator=torch.Generator().manual_seed(5))
-    scores = importances(base, data, protocol)
-    results = {}
-    for method in methods:
-        results[method] = [pruned_arm(base, data, protocol, method, seed, classifier, out_dir, scores=scores)
-                           for seed in range(protocol.seeds)]
-        log(f"done: {method}")
-    _write_json(out_dir / "results.json", {"protocol": asdict(protocol), "dataset": data.name,
-                                           "n": int(data.train.shape[0]), "results": results})
-    return results
-
-
-def summarize(results: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float]]]:
-    """``{method: {metric: (mean, std)}}`` over seeds (std with Bessel's correction; 0 for one seed)."""
-    out = {}
-    for method, runs in results.items():
-        out[method] = {}
-        for key in ("precision", "recall", "memorization", "fd", "params"):
-            values = torch.tensor([float(r[key]) for r in runs], dtype=torch.float64)
-            std = values.std().item() if len(values) > 1 else 0.0
-            out[method][key] = (values.mean().item(), std)
-    return out
-
-
-def format_table(results: dict[str, list[dict]], fd_name: str = "FD") -> str:
-    """Markdown table of mean +- std per method, with the paper's Table 1 row (CIFAR-10, FID)
-    beside each method it reports."""
-    summary = summarize(results)
-    lines = [f"| model | precision | recall | memorization % | {fd_name} | params | paper: prec / rec / mem % / FID |",
-             "|---|---|---|---|---|---|---|"]
-    for method, row in summary.items():
-        cells = [f"{row[k][0]:.2f} +- {row[k][1]:.2f}" for k in ("precision", "recall", "memorization", "fd")]
-        paper = PAPER_TABLE1.get(method)
-        paper_cell = " / ".join(f"{paper[k][0]:g}" for k in ("precision", "recall", "memorization", "fd")) \
-            if paper else "-"
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {row['params'][0]:,.0f} | {paper_cell} |")
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    """``python -m labkit.pruning --dataset digits|cifar10 [--data-root DIR] [--device cpu|cuda]
-    [--seeds 5] ...``: the Table-1 protocol end to end; prints the table beside the paper's and
-    writes ``results.json`` (plus cached models and samples) to ``--out``."""
-    from .images import load_cifar10, load_digits
-
-    parser = argparse.ArgumentParser(
-        prog="labkit-prune", description="Table 1 of arXiv 2511.03202 with controls: train a DiT, score its heads "
-        "(Algorithm 2), prune and fine-tune (Algorithm 1), sample, and report memorization, FD and precision/recall "
-        "over seeds. Every step is cached in --out, so an interrupted run resumes.")
-    parser.add_argument("--dataset", choices=("digits", "cifar10"), default="digits")
-    parser.add_argument("--data-root", help="folder holding the CIFAR-10 python batches (cifar-10-batches-py)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--out", default="labkit-prune-out", help="output and cache folder")
-    parser.add_argument("--n", type=int, help="training images (default: 5000 for cifar10, 32 for digits)")
-    parser.add_argument("--preset", choices=tuple(PRESETS), help="DiT size (default: cifar / digits)")
-    digits, cifar10 = asdict(Protocol()), asdict(CIFAR_PROTOCOL)
-    for name, value in digits.items():
-        if name != "preset":
-            parser.add_argument("--" + name.replace("_", "-"), type=type(value),
-                                help=f"default {value} (digits), {cifar10[name]} (cifar10)")
-    parser.add_argument("--progress", action="store_true", help="show training progress bars")
-    args = parser.parse_args(argv)
-
-    cifar = args.dataset == "cifar10"
-    if cifar and not args.data_root:
-        parser.error("--dataset cifar10 needs --data-root (a local copy; nothing is downloaded)")
-    settings = asdict(CIFAR_PROTOCOL if cifar else Protocol())
-    settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
-    protocol = Protocol(**settings)
-    generator = torch.Generator().manual_seed(0)
-    n = args.n or (5000 if cifar else 32)
-    data = load_cifar10(args.data_root, n=n, generator=generator) if cifar else load_digits(n, generator=generator)
-    if data.shape != (PRESETS[protocol.preset].channels,) + (PRESETS[protocol.preset].image_size,) * 2:
-        parser.error(f"--preset {protocol.preset} does not fit {args.dataset} images of shape {data.shape}")
-    results = run_protocol(data, protocol, args.out, device=args.device, progress=args.progress,
-                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(f"{args.dataset}: n = {n}, {protocol.ratio:.0%} of heads pruned, {protocol.seeds} seeds, "
-          f"FD in the features of labkit's {args.dataset} classifier (not Inception: not FID)")
-    print(format_table(results, fd_name=f"FD ({args.dataset} classifier)"))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+# The Table 1 protocol and its command line moved to labkit.experiments and labkit.cli.
+__getattr__ = _moved(__name__, {name: f"labkit.experiments.{name}" for name in (
+    "PAPER_TABLE1", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances", "pruned_arm",
+    "run_protocol", "summarize", "format_table")} | {"main": "labkit.cli.prune_main"})

@@ -28,7 +28,6 @@ cache that notebook 02 reads.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import inspect
@@ -36,14 +35,15 @@ import itertools
 import json
 import math
 import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["expand_grid", "point_key", "run_sweep", "Table", "PAPER_GRIDS", "paper_grid", "main"]
+from . import _moved
+
+__all__ = ["expand_grid", "point_key", "run_sweep", "Table"]
 
 SCHEMA = "labkit.sweep/1"
 _SCALARS = (bool, int, float, str, type(None))
@@ -262,83 +262,7 @@ class Table:
         return rows, cols, out
 
 
-# ----------------------------------------------------------------------------------------------
-# The paper's Fig. 3 grids, for a bigger machine (the notebook runs CPU-sized versions).
-
-PAPER_GRIDS = {
-    # Fig. 3a left: memorization over (network size, n) at d = 32; ScoreMLP widths 64..4096 at
-    # depth 4 span about 25K to 51M parameters (the paper's nets: 24K to 44M).
-    "fig3a_size_n": dict(dim=32, n=[1000, 3200, 10000, 32000, 100000],
-                         width=[64, 256, 1024, 2048, 4096], depth=4, weight_decay=0.0),
-    # Fig. 3a right: a fixed network of about 13M parameters (the paper's: 12M), d from 8 to 64.
-    "fig3a_n_dim": dict(dim=[8, 16, 32, 64], n=[1000, 3200, 10000, 32000, 100000],
-                        width=2048, depth=4, weight_decay=0.0),
-    # Fig. 3b: width and weight-decay sweeps at n = 3.2K and 10K.
-    "fig3b_width": dict(dim=32, n=[3200, 10000], width=[256, 512, 1024, 2048, 4096], depth=4,
-                        weight_decay=0.0),
-    "fig3b_decay": dict(dim=32, n=[3200, 10000], width=2048, depth=4,
-                        weight_decay=[0.0, 1e-4, 1e-3, 1e-2, 1e-1]),
-}
-
-
-def paper_grid(name: str, steps: int = 20000, batch_size: int = 1024, num_samples: int = 10000,
-               seed: int = 0) -> dict:
-    """The full grid ``labkit-sweep NAME`` runs (its defaults): one of :data:`PAPER_GRIDS` plus
-    the training settings. Notebook 02 reads these points back with ``missing="skip"``. The
-    device is not part of a point's configuration (it is bound by the command line), so results
-    computed on a GPU are found from a CPU session."""
-    if name not in PAPER_GRIDS:
-        raise ValueError(f"name must be one of {sorted(PAPER_GRIDS)}, got {name!r}")
-    return {**PAPER_GRIDS[name], "steps": steps, "batch_size": batch_size, "num_samples": num_samples,
-            "seed": seed}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``labkit-sweep GRID [--device cuda] [--steps N] [--n-jobs J] [--cache DIR] [--set K=V]``.
-
-    Runs one of :data:`PAPER_GRIDS` (or ``--list`` them) through
-    :func:`labkit.capacity.memorization_point` into ``<cache>/sweeps/<GRID>``; rerunning resumes.
-    """
-    parser = argparse.ArgumentParser(prog="labkit-sweep", description=main.__doc__)
-    parser.add_argument("grid", nargs="?", choices=sorted(PAPER_GRIDS))
-    parser.add_argument("--list", action="store_true", help="print the grids and exit")
-    parser.add_argument("--device", default="cpu", help="torch device of every point (cuda for GPUs)")
-    parser.add_argument("--steps", type=int, default=20000, help="training steps per network")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--num-samples", type=int, default=10000, help="generated samples per network")
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel points (1 per GPU)")
-    parser.add_argument("--backend", default="loky", help="joblib backend: loky, dask, ray")
-    parser.add_argument("--cache", default=None, help="cache root (default: labkit's .cache/<size>)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                        help="override one axis, e.g. --set 'n=[1000,3200]' --set depth=3")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if args.list or args.grid is None:
-        for name, grid in PAPER_GRIDS.items():
-            print(f"{name}: {len(expand_grid(grid))} points  {grid}")
-        return 0
-    from functools import partial
-
-    from .capacity import memorization_point
-
-    grid = paper_grid(args.grid, args.steps, args.batch_size, args.num_samples, args.seed)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set needs KEY=JSON, got {item!r}")
-        try:
-            grid[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            parser.error(f"--set {key}: {value!r} is not JSON (strings need quotes)")
-    cache = None if args.cache is None else Path(args.cache) / "sweeps"
-    point_fn = partial(memorization_point, device=args.device)
-    table = run_sweep(point_fn, grid, name=args.grid, cache=cache, n_jobs=args.n_jobs,
-                      backend=args.backend, progress=not args.quiet)
-    for row in table:
-        print(json.dumps(row, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+# The paper's grids and the labkit-sweep command moved to labkit.experiments and labkit.cli.
+__getattr__ = _moved(__name__, {"PAPER_GRIDS": "labkit.experiments.PAPER_GRIDS",
+                                "paper_grid": "labkit.experiments.paper_grid",
+                                "main": "labkit.cli.sweep_main"})

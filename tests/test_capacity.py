@@ -124,18 +124,3 @@ def test_effective_sample_size_falls_with_duplication():
     dup = with_duplicates(train, 0.5, 5, generator=_gen(1))  # 10 points x5, 10 points x1: 60 rows
     assert dup.shape[0] == 60
     assert capacity.effective_sample_size(dup) == pytest.approx(60**2 / (10 * 25 + 10))
-
-
-def test_memorization_point_tiny_run_is_deterministic():
-    kwargs = dict(dim=2, n=8, width=16, depth=2, steps=30, batch_size=32, num_samples=64,
-                  sample_steps=10, mixture="gmm4", seed=3)
-    a = capacity.memorization_point(**kwargs)
-    b = capacity.memorization_point(**kwargs)
-    assert a == b
-    assert 0.0 <= a["memorization"] <= 1.0 and a["n_total"] == 8
-    assert set(a) >= {"memorization", "null_memorization", "log_likelihood", "params", "train_loss"}
-    with pytest.raises(ValueError, match="dim must be 2"):
-        capacity.memorization_point(**{**kwargs, "dim": 3})
-    dup = capacity.memorization_point(**{**kwargs, "duplicate_fraction": 0.5, "duplicate_copies": 3,
-                                         "keep_samples": True})
-    assert dup["n_total"] == 16 and len(dup["samples"]) == 64 and len(dup["train"]) == 16

@@ -1,16 +1,13 @@
 """Tests for labkit.pruning: gates, Algorithm 2's importance (against finite differences),
 selection, structural pruning (against the gated model), baselines and the command line."""
 
-import json
-import pickle
 
-import numpy as np
 import pytest
 import torch
 
-from labkit.dit import PRESETS, DDPMTime, DiT, DiTConfig, load_dit, save_dit
-from labkit.pruning import (METHODS, format_table, head_importance, magnitude_importance, main, masked_heads,
-                            prune_heads, random_importance, select_heads)
+from labkit.dit import DDPMTime, DiT, DiTConfig, load_dit, save_dit
+from labkit.pruning import (head_importance, magnitude_importance, masked_heads, prune_heads, random_importance,
+                            select_heads)
 from labkit.train import dsm_noise_loss
 
 SMALL = DiTConfig(image_size=4, channels=1, patch_size=2, hidden=24, depth=3, num_heads=4)
@@ -159,75 +156,3 @@ def test_baselines():
     assert select_heads(magnitude, 1 / 12) == {1: [2]}
     r1, r2 = random_importance(model, _gen(4)), random_importance(model, _gen(4))
     assert torch.equal(r1, r2) and not torch.equal(r1, random_importance(model, _gen(5)))
-
-
-def _write_cifar(root, per_batch=12):
-    root.mkdir()
-    g = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": g.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"labels": [int(v) for v in g.integers(0, 10, per_batch)]}
-        with open(root / name, "wb") as f:
-            pickle.dump(batch, f)
-
-
-TINY_RUN = ["--train-steps", "6", "--finetune-steps", "3", "--seeds", "2", "--num-samples", "8",
-            "--sample-steps", "3", "--importance-batches", "2", "--classifier-steps", "3", "--batch-size", "8"]
-
-
-def test_cli_end_to_end_on_a_tiny_cifar_copy(tmp_path, capsys):
-    _write_cifar(tmp_path / "cifar-10-batches-py")
-    tiny_cifar = ["--preset", "tiny"]  # 4x4x1 does not fit CIFAR: must be refused
-    with pytest.raises(SystemExit):
-        main(["--dataset", "cifar10", "--data-root", str(tmp_path), "--n", "20", *tiny_cifar, *TINY_RUN])
-    out = tmp_path / "out"
-    argv = ["--dataset", "cifar10", "--data-root", str(tmp_path), "--device", "cpu", "--n", "20",
-            "--out", str(out), *TINY_RUN]
-    small_cifar = DiTConfig(image_size=32, channels=3, patch_size=8, hidden=16, depth=2, num_heads=4)
-    PRESETS["test-cifar"] = small_cifar
-    try:
-        assert main(argv + ["--preset", "test-cifar"]) == 0
-    finally:
-        del PRESETS["test-cifar"]
-    printed = capsys.readouterr().out
-    assert "not FID" in printed and "small-t importance" in printed and "73.82" in printed
-    results = json.loads((out / "results.json").read_text())
-    assert set(results["results"]) == set(METHODS) and results["n"] == 20
-    for method, runs in results["results"].items():
-        assert len(runs) == 2
-        for run in runs:
-            assert 0 <= run["memorization"] <= 100 and 0 <= run["precision"] <= 1 and np.isfinite(run["fd"])
-            pruned = method not in ("original", "fine-tuned control")
-            assert (sum(len(v) for v in run["heads"].values()) == 2) == pruned  # 20% of 8 heads
-    params = {m: results["results"][m][0]["params"] for m in METHODS}
-    assert params["small-t importance"] < params["original"] == params["fine-tuned control"]
-
-
-def test_cli_digits_resumes_from_its_cache(tmp_path, capsys):
-    out = tmp_path / "out"
-    argv = ["--dataset", "digits", "--n", "16", "--out", str(out), "--preset", "digits", *TINY_RUN]
-    assert main(argv) == 0
-    first = json.loads((out / "results.json").read_text())
-    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name != "results.json"}
-    assert main(argv) == 0  # every cell cached: nothing recomputed, same numbers
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name != "results.json"} == stamps
-    assert json.loads((out / "results.json").read_text())["results"] == first["results"]
-    with pytest.raises(SystemExit):
-        main(["--dataset", "cifar10"])  # no --data-root
-    with pytest.raises(ValueError, match="ratio"):
-        main(argv + ["--ratio", "1.5"])
-
-
-def test_format_table_reports_mean_and_std():
-    results = {"original": [{"precision": 0.5, "recall": 0.1, "memorization": 80.0, "fd": 2.0, "params": 10},
-                            {"precision": 0.7, "recall": 0.3, "memorization": 60.0, "fd": 4.0, "params": 10}]}
-    table = format_table(results)
-    assert "| original | 0.60 +- 0.14 | 0.20 +- 0.14 | 70.00 +- 14.14 | 3.00 +- 1.41 | 10 |" in table
-    assert "0.39 / 0.08 / 73.82 / 15.47" in table
-
-
-def test_cache_folder_refuses_a_different_protocol(tmp_path):
-    out = tmp_path / "out"
-    assert main(["--dataset", "digits", "--n", "16", "--out", str(out), *TINY_RUN]) == 0
-    with pytest.raises(ValueError, match="caches a run of"):
-        main(["--dataset", "digits", "--n", "16", "--out", str(out), *TINY_RUN, "--finetune-lr", "0.01"])

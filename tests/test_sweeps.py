@@ -1,6 +1,7 @@
 """Tests for labkit.sweeps: grid validation, caching, corruption recovery, resume after a kill,
 parallel workers with one torch thread, the Table helpers and the command line."""
 
+import functools
 import json
 import os
 import signal
@@ -27,6 +28,22 @@ def square(x, offset=0):
 
 def bad_result(x):
     return {"y": object()}
+
+
+def cube(x, offset=0):
+    CALLS.append(x)
+    return {"y": x**3 + offset}
+
+
+def scaled(x, factor=1, device="cpu"):
+    CALLS.append(x)
+    return {"y": x * factor, "device": device}
+
+
+def boom(x):
+    if x == 3:
+        raise ValueError("boom")
+    return {"y": x}
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +126,7 @@ def test_in_process_run_restores_thread_count(tmp_path):
 def test_corrupt_or_partial_entries_are_detected_and_recomputed(tmp_path, damage):
     grid = {"x": [1, 2, 3]}
     sweeps.run_sweep(square, grid, name="c", cache=tmp_path, progress=False)
-    path = tmp_path / "c" / f"{sweeps.point_key({'x': 2})}.json"
+    path = tmp_path / "c" / f"{sweeps.point_key({'x': 2}, point_fn=square)}.json"
     text = path.read_text()
     if damage == "truncate":
         path.write_text(text[: len(text) // 2])
@@ -139,13 +156,6 @@ def test_skip_mode_reads_only_cached_points(tmp_path):
         sweeps.run_sweep(square, {"x": [1]}, name="s", cache=tmp_path, missing="ignore")
 
 
-def test_paper_grid_matches_the_command_line_defaults():
-    grid = sweeps.paper_grid("fig3a_size_n")
-    assert grid["steps"] == 20000 and grid["dim"] == 32 and "device" not in grid
-    with pytest.raises(ValueError, match="must be one of"):
-        sweeps.paper_grid("fig9")
-
-
 def test_no_cache_mode_always_computes(tmp_path):
     sweeps.run_sweep(square, {"x": [1, 2]}, name="n", cache=False, progress=False)
     sweeps.run_sweep(square, {"x": [1, 2]}, name="n", cache=False, progress=False)
@@ -170,24 +180,39 @@ def test_backend_from_joblib_config(tmp_path):
     assert set(table.column("pid").tolist()) == {os.getpid()}  # threads of this process
 
 
-CHILD = textwrap.dedent("""
-    import sys, time
-    from labkit import sweeps
+SLOW = textwrap.dedent("""
+    import os, time
 
     def slow(x):
-        with open(sys.argv[2], "a") as f:
+        with open(os.environ["SLOW_LOG"], "a") as f:
             f.write(f"{x}\\n")
-        time.sleep(0.25)
+        time.sleep(float(os.environ.get("SLOW_SLEEP", "0.25")))
         return {"y": x * x}
+""")
+CHILD = textwrap.dedent("""
+    import sys
+    from labkit import sweeps
+    from slow_points import slow
 
     sweeps.run_sweep(slow, {"x": list(range(40))}, name="kill", cache=sys.argv[1], progress=False)
 """)
 
 
-def test_sweep_killed_midway_resumes_without_recomputing(tmp_path):
+def _slow_module(tmp_path, monkeypatch):
+    """A point function in an importable module, so the killed run and the resumed one share it."""
+    (tmp_path / "slow_points.py").write_text(SLOW)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("slow_points", None)
+    import slow_points
+
+    return slow_points.slow
+
+
+def test_sweep_killed_midway_resumes_without_recomputing(tmp_path, monkeypatch):
     log = tmp_path / "started.txt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(log)], env=env)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], env=env)
     folder = tmp_path / "kill"
     deadline = time.time() + 60
     while time.time() < deadline and len(list(folder.glob("*.json"))) < 4:
@@ -198,9 +223,78 @@ def test_sweep_killed_midway_resumes_without_recomputing(tmp_path):
     assert 4 <= len(finished) < 40, "the child should be killed midway"
     assert not [p for p in folder.iterdir() if p.suffix not in (".json", ".tmp")]
 
-    table = sweeps.run_sweep(square, {"x": list(range(40))}, name="kill", cache=tmp_path, progress=False)
-    assert sorted(CALLS) == sorted(set(range(40)) - finished)  # nothing finished is recomputed
+    slow = _slow_module(tmp_path, monkeypatch)
+    log.write_text("")
+    monkeypatch.setenv("SLOW_LOG", str(log))
+    monkeypatch.setenv("SLOW_SLEEP", "0")
+    table = sweeps.run_sweep(slow, {"x": list(range(40))}, name="kill", cache=tmp_path, progress=False)
+    recomputed = [int(v) for v in log.read_text().split()]
+    assert sorted(recomputed) == sorted(set(range(40)) - finished)  # nothing finished is recomputed
     assert table.column("y").tolist() == [x * x for x in range(40)]
+
+
+# ----------------------------------------------------------------------------- the point function in the key
+
+def test_cache_is_keyed_on_the_point_function(tmp_path):
+    """Issue 12 item 2: the same grid and name with another function must not serve its results."""
+    grid = {"x": [2, 3]}
+    assert sweeps.run_sweep(square, grid, name="x", cache=tmp_path, progress=False).column("y").tolist() == [4, 9]
+    assert sweeps.run_sweep(cube, grid, name="x", cache=tmp_path, progress=False).column("y").tolist() == [8, 27]
+    CALLS.clear()
+    assert sweeps.run_sweep(square, grid, name="x", cache=tmp_path, progress=False).column("y").tolist() == [4, 9]
+    assert CALLS == []  # both functions' entries live side by side
+
+
+def test_partial_bound_arguments_are_part_of_the_key(tmp_path):
+    grid = {"x": [1, 2]}
+    run = lambda fn, **kw: sweeps.run_sweep(fn, grid, name="p", cache=tmp_path, progress=False, **kw)
+    assert run(functools.partial(scaled, factor=10)).column("y").tolist() == [10, 20]
+    assert run(functools.partial(scaled, factor=100)).column("y").tolist() == [100, 200]
+    assert run(scaled).column("y").tolist() == [1, 2]
+    # an argument that does not change the result (where the point runs) can be left out
+    CALLS.clear()
+    table = run(functools.partial(scaled, device="gpu"), ignore=("device",))
+    assert CALLS == [] and table.column("device").tolist() == ["cpu", "cpu"]  # found the plain run
+    assert sweeps.point_key({"x": 1}, point_fn=functools.partial(scaled, device="gpu"), ignore=("device",)) \
+        == sweeps.point_key({"x": 1}, point_fn=scaled)
+    with pytest.raises(ValueError, match="ignore"):
+        run(scaled, ignore=("x",))  # a grid axis always changes the result
+
+
+def test_edited_source_is_a_new_function(tmp_path, monkeypatch):
+    module = tmp_path / "edited_points.py"
+    module.write_text("def f(x):\n    return {'y': x + 1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    import edited_points
+
+    first = sweeps.run_sweep(edited_points.f, {"x": [1]}, name="e", cache=tmp_path, progress=False)
+    module.write_text("def f(x):\n    return {'y': x + 2}\n")
+    importlib.reload(edited_points)
+    second = sweeps.run_sweep(edited_points.f, {"x": [1]}, name="e", cache=tmp_path, progress=False)
+    assert (first[0]["y"], second[0]["y"]) == (2, 3)
+    sys.modules.pop("edited_points", None)
+
+
+def test_point_key_is_the_same_in_another_process():
+    code = ("import functools; from labkit import sweeps, process; "
+            "print(sweeps.point_key({'t': 0.5}, point_fn=functools.partial(process.alpha_sigma)))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    from labkit import process
+
+    assert out.stdout.strip() == sweeps.point_key({"t": 0.5}, point_fn=functools.partial(process.alpha_sigma))
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_failing_point_names_its_configuration(tmp_path, n_jobs):
+    with pytest.raises(RuntimeError, match=r"point \{'x': 3\} of boom failed: ValueError: boom") as info:
+        sweeps.run_sweep(boom, {"x": [1, 2, 3]}, name="f", cache=tmp_path, n_jobs=n_jobs, progress=False)
+    if n_jobs == 1:
+        assert isinstance(info.value.__cause__, ValueError)
+    # the points that did finish are cached
+    assert len(list((tmp_path / "f").glob("*.json"))) >= (2 if n_jobs == 1 else 0)
 
 
 def test_table_helpers(tmp_path):
@@ -211,39 +305,3 @@ def test_table_helpers(tmp_path):
     np.testing.assert_array_equal(values, [[1, 11], [4, 14]])
     with pytest.raises(KeyError, match="nope"):
         table.column("nope")
-
-
-def test_paper_grids_are_valid_and_cli_lists_them(capsys):
-    for grid in sweeps.PAPER_GRIDS.values():
-        configs = sweeps.expand_grid(grid)
-        assert configs and all(c["dim"] in (8, 16, 32, 64) for c in configs)
-    assert max(c["n"] for c in sweeps.expand_grid(sweeps.PAPER_GRIDS["fig3a_size_n"])) == 100_000
-    assert sweeps.main(["--list"]) == 0
-    out = capsys.readouterr().out
-    assert all(name in out for name in sweeps.PAPER_GRIDS)
-
-
-def test_cli_runs_a_tiny_override_into_the_cache_and_resumes(tmp_path, capsys):
-    args = ["fig3b_decay", "--cache", str(tmp_path), "--steps", "3", "--batch-size", "8", "--num-samples", "16",
-            "--set", "dim=2", "--set", "n=[8]", "--set", "width=4", "--set", "depth=1",
-            "--set", "weight_decay=[0.0, 0.1]", "--set", "sample_steps=3", "--quiet"]
-    assert sweeps.main(args) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["weight_decay"] for r in rows] == [0.0, 0.1] and all(0 <= r["memorization"] <= 1 for r in rows)
-    entries = sorted((tmp_path / "sweeps" / "fig3b_decay").glob("*.json"))
-    assert len(entries) == 2
-    stamps = [p.stat().st_mtime_ns for p in entries]
-    assert sweeps.main(args) == 0  # second run reads the cache
-    assert [p.stat().st_mtime_ns for p in entries] == stamps
-    # a session without the command line (e.g. notebook 02) finds the same points
-    from labkit.capacity import memorization_point
-
-    grid = {**sweeps.paper_grid("fig3b_decay", steps=3, batch_size=8, num_samples=16), "dim": 2, "n": [8],
-            "width": 4, "depth": 1, "weight_decay": [0.0, 0.1], "sample_steps": 3}
-    found = sweeps.run_sweep(memorization_point, grid, name="fig3b_decay", cache=tmp_path / "sweeps",
-                             missing="skip", progress=False)
-    assert found.rows == rows
-    with pytest.raises(SystemExit):
-        sweeps.main(["fig3b_decay", "--set", "n"])
-    with pytest.raises(ValueError, match="not parameters"):
-        sweeps.main(["fig3b_decay", "--cache", str(tmp_path), "--set", "widht=3"])

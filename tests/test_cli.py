@@ -1,0 +1,247 @@
+"""labkit.cli: result sets (run, resume, verify and its guards), the sweep and prune commands,
+and the old command names kept working."""
+
+import json
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from labkit import cli, experiments, sweeps
+from labkit.cli import prune_main, sweep_main
+from labkit.dit import PRESETS, DiTConfig
+from labkit.experiments import METHODS, Experiment
+
+TINY_CURVE = {"mixture": "gmm4", "dim": 2, "n": 8, "width": [8, 16], "depth": 1, "steps": 300,
+              "batch_size": 16, "num_samples": 64, "sample_steps": 8, "first_eval": 50, "seed": 0}
+
+
+@pytest.fixture
+def tiny_experiment(monkeypatch):
+    exp = Experiment(point_fn="labkit.experiments:mixture_curve", grids=(TINY_CURVE,), purpose="test")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny_test", exp)
+    return exp
+
+
+def test_results_run_writes_provenance_and_resumes(tmp_path, tiny_experiment):
+    out = tmp_path / "tiny.json"
+    logs = []
+    data = cli.run_results("tiny_test", out, log=logs.append)
+    prov = data["provenance"]
+    assert set(prov) >= {"command", "commit", "labkit", "torch", "device", "date", "wall_s"}
+    assert data["point_fn"] == "labkit.experiments:mixture_curve" and len(data["rows"]) == 2
+    for row in data["rows"]:
+        assert set(row) == {"config", "result", "wall_s"} and row["wall_s"] > 0
+        assert row["config"]["t_min"] == 1e-3  # the full config: defaults included
+        assert row["result"]["steps"] == experiments.eval_steps(300, 50)
+    # a second run computes nothing
+    logs.clear()
+    cli.run_results("tiny_test", out, log=logs.append)
+    assert "computing 0" in logs[0]
+    # an interrupted run (a row missing) resumes with only that row
+    first = json.loads(out.read_text())
+    kept = first["rows"][0]
+    out.write_text(json.dumps({**first, "rows": [kept]}))
+    logs.clear()
+    again = cli.run_results("tiny_test", out, log=logs.append)
+    assert "computing 1" in logs[0]
+    assert again["rows"][0] == kept and again["rows"][1]["result"] == first["rows"][1]["result"]
+
+
+def test_verify_fails_on_a_planted_wrong_row_and_passes_on_the_true_one(tmp_path, tiny_experiment):
+    out = tmp_path / "tiny.json"
+    data = cli.run_results("tiny_test", out, log=lambda m: None)
+    planted = json.loads(json.dumps(data))
+    planted["rows"][0]["result"]["memorization"][-1] += 0.05
+    bad = tmp_path / "planted.json"
+    bad.write_text(json.dumps(planted))
+    assert cli.verify(bad, rows=1, cheapest=False, seed=0, log=lambda m: None) is False or \
+        cli.verify(bad, rows=2, log=lambda m: None) is False
+    assert cli.verify(out, rows=2, log=lambda m: None) is True
+    # a prefix of the curve is recomputed exactly
+    assert cli.verify(out, rows=2, max_steps=100, log=lambda m: None) is True
+    planted_early = json.loads(json.dumps(data))
+    for row in planted_early["rows"]:
+        row["result"]["log_likelihood"][1] -= 1.0
+    bad.write_text(json.dumps(planted_early))
+    assert cli.verify(bad, rows=2, max_steps=100, log=lambda m: None) is False
+
+
+def test_verify_names_what_is_wrong(tmp_path, tiny_experiment, monkeypatch):
+    with pytest.raises(ValueError, match="does not exist"):
+        cli.verify(tmp_path / "nope.json")
+    out = tmp_path / "tiny.json"
+    data = cli.run_results("tiny_test", out, log=lambda m: None)
+    gone = {**data, "point_fn": "labkit.experiments:no_such_function", "name": "other"}
+    (tmp_path / "gone.json").write_text(json.dumps(gone))
+    with pytest.raises(ValueError, match="no_such_function"):
+        cli.verify(tmp_path / "gone.json")
+    # the registered grid changed since the file was written
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny_test",
+                        Experiment(point_fn="labkit.experiments:mixture_curve",
+                                   grids=({**TINY_CURVE, "steps": 400},), purpose="test"))
+    with pytest.raises(ValueError, match="current grid"):
+        cli.verify(out)
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        cli.verify(tmp_path / "broken.json")
+    assert cli.main(["verify", str(tmp_path / "nope.json")]) == 2
+
+
+def test_results_run_rejects_bad_input(tmp_path, tiny_experiment):
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        cli.run_results("no_such_set", tmp_path / "x.json")
+    with pytest.raises(ValueError, match="n_jobs"):
+        cli.run_results("tiny_test", tmp_path / "x.json", n_jobs=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA"):
+            cli.run_results("tiny_test", tmp_path / "x.json", device="cuda")
+
+
+def test_every_committed_result_set_names_a_registered_experiment():
+    files = sorted(cli.RESULTS_DIR.glob("*.json"))
+    for path in files:
+        data = cli.load_results(path)
+        assert data["name"] in experiments.EXPERIMENTS, path
+        assert data["point_fn"] == experiments.EXPERIMENTS[data["name"]].point_fn
+
+
+def test_old_command_and_protocol_names_still_work_with_a_warning():
+    import labkit.pruning
+    import labkit.sweeps
+
+    for module, old, new in ((labkit.sweeps, "PAPER_GRIDS", "labkit.experiments.PAPER_GRIDS"),
+                             (labkit.sweeps, "main", "labkit.cli.sweep_main"),
+                             (labkit.pruning, "Protocol", "labkit.experiments.Protocol"),
+                             (labkit.pruning, "main", "labkit.cli.prune_main")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert getattr(module, old) is not None
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)
+    with pytest.warns(DeprecationWarning, match="labkit.experiments.memorization_point"):
+        from labkit.capacity import memorization_point  # noqa: F401
+
+
+def test_help_texts_are_plain_text(capsys):
+    for command in (sweep_main, prune_main):
+        with pytest.raises(SystemExit):
+            command(["--help"])
+        assert "``" not in capsys.readouterr().out
+
+
+def test_prune_validates_every_argument_before_training(tmp_path, capsys):
+    out = tmp_path / "out"
+    for bad in (["--ratio", "1.5"], ["--n", "5000"], ["--n", "1"]):
+        with pytest.raises(SystemExit):
+            prune_main(["--dataset", "digits", "--out", str(out), *bad])
+        assert "--" + bad[0].lstrip("-") in capsys.readouterr().err
+        assert not (out / "protocol.json").exists()
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            prune_main(["--dataset", "digits", "--out", str(out), "--device", "cuda"])
+        assert "no usable CUDA" in capsys.readouterr().err
+
+
+def _write_cifar(root, per_batch=12):
+    root.mkdir()
+    g = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": g.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"labels": [int(v) for v in g.integers(0, 10, per_batch)]}
+        with open(root / name, "wb") as f:
+            pickle.dump(batch, f)
+
+
+TINY_RUN = ["--train-steps", "6", "--finetune-steps", "3", "--seeds", "2", "--num-samples", "8",
+            "--sample-steps", "3", "--importance-batches", "2", "--classifier-steps", "3", "--batch-size", "8"]
+
+
+def test_prune_cli_end_to_end_on_a_tiny_cifar_copy(tmp_path, capsys):
+    _write_cifar(tmp_path / "cifar-10-batches-py")
+    tiny_cifar = ["--preset", "tiny"]  # 4x4x1 does not fit CIFAR: must be refused
+    with pytest.raises(SystemExit):
+        prune_main(["--dataset", "cifar10", "--data-root", str(tmp_path), "--n", "20", *tiny_cifar, *TINY_RUN])
+    out = tmp_path / "out"
+    argv = ["--dataset", "cifar10", "--data-root", str(tmp_path), "--device", "cpu", "--n", "20",
+            "--out", str(out), *TINY_RUN]
+    small_cifar = DiTConfig(image_size=32, channels=3, patch_size=8, hidden=16, depth=2, num_heads=4)
+    PRESETS["test-cifar"] = small_cifar
+    try:
+        assert prune_main(argv + ["--preset", "test-cifar"]) == 0
+    finally:
+        del PRESETS["test-cifar"]
+    printed = capsys.readouterr().out
+    assert "not FID" in printed and "small-t importance" in printed and "73.82" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["results"]) == set(METHODS) and results["n"] == 20
+    for method, runs in results["results"].items():
+        assert len(runs) == 2
+        for run in runs:
+            assert 0 <= run["memorization"] <= 100 and 0 <= run["precision"] <= 1 and np.isfinite(run["fd"])
+            pruned = method not in ("original", "fine-tuned control")
+            assert (sum(len(v) for v in run["heads"].values()) == 2) == pruned  # 20% of 8 heads
+    params = {m: results["results"][m][0]["params"] for m in METHODS}
+    assert params["small-t importance"] < params["original"] == params["fine-tuned control"]
+
+
+def test_prune_cli_digits_resumes_from_its_cache(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--dataset", "digits", "--n", "16", "--out", str(out), "--preset", "digits", *TINY_RUN]
+    assert prune_main(argv) == 0
+    first = json.loads((out / "results.json").read_text())
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name != "results.json"}
+    assert prune_main(argv) == 0  # every cell cached: nothing recomputed, same numbers
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name != "results.json"} == stamps
+    assert json.loads((out / "results.json").read_text())["results"] == first["results"]
+    with pytest.raises(SystemExit):
+        prune_main(["--dataset", "cifar10"])  # no --data-root
+    with pytest.raises(SystemExit):
+        prune_main(argv + ["--ratio", "1.5"])
+
+
+def test_prune_cache_folder_refuses_a_different_protocol(tmp_path):
+    out = tmp_path / "out"
+    assert prune_main(["--dataset", "digits", "--n", "16", "--out", str(out), *TINY_RUN]) == 0
+    with pytest.raises(ValueError, match="caches a run of"):
+        prune_main(["--dataset", "digits", "--n", "16", "--out", str(out), *TINY_RUN, "--finetune-lr", "0.01"])
+
+
+def test_paper_grids_are_valid_and_cli_lists_them(capsys):
+    for grid in experiments.PAPER_GRIDS.values():
+        configs = sweeps.expand_grid(grid)
+        assert configs and all(c["dim"] in (8, 16, 32, 64) for c in configs)
+    assert max(c["n"] for c in sweeps.expand_grid(experiments.PAPER_GRIDS["fig3a_size_n"])) == 100_000
+    assert sweep_main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in experiments.PAPER_GRIDS)
+
+
+
+
+def test_cli_runs_a_tiny_override_into_the_cache_and_resumes(tmp_path, capsys):
+    args = ["fig3b_decay", "--cache", str(tmp_path), "--steps", "3", "--batch-size", "8", "--num-samples", "16",
+            "--set", "dim=2", "--set", "n=[8]", "--set", "width=4", "--set", "depth=1",
+            "--set", "weight_decay=[0.0, 0.1]", "--set", "sample_steps=3", "--quiet"]
+    assert sweep_main(args) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["weight_decay"] for r in rows] == [0.0, 0.1] and all(0 <= r["memorization"] <= 1 for r in rows)
+    entries = sorted((tmp_path / "sweeps" / "fig3b_decay").glob("*.json"))
+    assert len(entries) == 2
+    stamps = [p.stat().st_mtime_ns for p in entries]
+    assert sweep_main(args) == 0  # second run reads the cache
+    assert [p.stat().st_mtime_ns for p in entries] == stamps
+    # a session without the command line (e.g. notebook 02) finds the same points
+    from labkit.experiments import memorization_point
+
+    grid = {**experiments.paper_grid("fig3b_decay", steps=3, batch_size=8, num_samples=16), "dim": 2, "n": [8],
+            "width": 4, "depth": 1, "weight_decay": [0.0, 0.1], "sample_steps": 3}
+    found = sweeps.run_sweep(memorization_point, grid, name="fig3b_decay", cache=tmp_path / "sweeps",
+                             missing="skip", progress=False)
+    assert found.rows == rows
+    with pytest.raises(SystemExit):
+        sweep_main(["fig3b_decay", "--set", "n"])
+    with pytest.raises(SystemExit):
+        sweep_main(["fig3b_decay", "--cache", str(tmp_path), "--set", "widht=3"])
+    assert "not parameters" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""labkit.experiments: the evaluation grid and the exact prefix property of training curves,
+the declared training-time rules, the power-law fit, the Fig. 2 labels and the Table 1 helpers."""
+
+import math
+
+import numpy as np
+import pytest
+
+from labkit import experiments
+from labkit.experiments import format_table
+
+
+def test_eval_steps_are_a_geometric_grid_whose_prefixes_agree():
+    long, short = experiments.eval_steps(16000), experiments.eval_steps(2000)
+    assert long[0] == 0 and long[-1] == 16000 and short[-1] == 2000
+    assert long[: len(short)] == short  # the 2000-step grid is a prefix of the 16000-step one
+    ratios = np.array(long[2:-1]) / np.array(long[1:-2])
+    assert np.allclose(ratios, 2 ** 0.5, atol=0.01)
+    with pytest.raises(ValueError, match="steps"):
+        experiments.eval_steps(0)
+
+
+def test_mixture_curve_of_a_shorter_run_is_the_prefix_of_a_longer_one():
+    kw = dict(dim=2, n=8, width=8, depth=1, batch_size=16, num_samples=48, sample_steps=6, mixture="gmm4",
+              first_eval=40, seed=1)
+    long, short = experiments.mixture_curve(steps=160, **kw), experiments.mixture_curve(steps=80, **kw)
+    k = len(short["steps"])
+    assert long["steps"][:k] == short["steps"]
+    for key in ("memorization", "log_likelihood", "train_loss"):
+        assert long[key][:k] == short[key]
+    assert long["null_memorization"] == short["null_memorization"]
+    other = experiments.mixture_curve(steps=80, **{**kw, "seed": 2})
+    assert other["log_likelihood"] != short["log_likelihood"]
+    with pytest.raises(ValueError, match="dim must be 2"):
+        experiments.mixture_curve(steps=10, **{**kw, "dim": 3})
+
+
+def test_crossing_step_interpolates_in_log_step():
+    steps = [0, 100, 400]
+    assert experiments.crossing_step(steps, [0.0, 0.0, 1.0], 0.5) == pytest.approx(200.0)
+    assert experiments.crossing_step(steps, [0.0, 0.2, 0.3], 0.5) is None
+    assert experiments.crossing_step(steps, [0.9, 0.2, 0.3], 0.5) == 0.0
+    assert experiments.crossing_step(steps, [0.0, 0.6, 0.3], 0.5) == 100.0  # from step 0: no log
+
+
+def test_training_times_apply_the_declared_rules():
+    row = {"steps": [0, 100, 200, 400], "reference_log_likelihood": -3.0, "null_memorization": 0.1,
+           "log_likelihood": [-50.0, -3.5, -3.1, -3.0], "memorization": [0.0, 0.1, 0.15, 0.3]}
+    times = experiments.training_times(row)
+    gap_cross = math.exp(math.log(100) + (0.25 / 0.4) * math.log(2))  # gap -0.5 -> -0.1 crosses -0.25
+    assert times["tau_gen"] == pytest.approx(gap_cross)
+    assert times["tau_mem"] == pytest.approx(math.exp(math.log(200) + (0.05 / 0.15) * math.log(2)))
+    assert experiments.training_times({**row, "memorization": [0.0] * 4})["tau_mem"] is None
+
+
+def test_power_law_recovers_a_known_slope_and_needs_enough_points():
+    ns = [16, 16, 32, 32, 64, 64, 128, 128]
+    rng = np.random.default_rng(0)
+    taus = [5.0 * n**1.0 * math.exp(rng.normal(0, 0.05)) for n in ns]
+    fit = experiments.power_law(ns, taus)
+    assert fit["lo"] < 1.0 < fit["hi"] and abs(fit["slope"] - 1) < 0.1
+    assert experiments.power_law(ns, [None, *taus[1:]])["points"] == 7  # censored points are left out
+    with pytest.raises(ValueError, match="at least 3"):
+        experiments.power_law([16, 32], [1.0, 2.0])
+
+
+def test_regime_labels():
+    base = {"reference_log_likelihood": -3.0, "null_memorization": 0.1}
+    assert experiments.regime({**base, "log_likelihood": [-5.0], "memorization": [0.0]}) == "failing"
+    assert experiments.regime({**base, "log_likelihood": [-3.2], "memorization": [0.15]}) == "generalizing"
+    assert experiments.regime({**base, "log_likelihood": [-3.2], "memorization": [0.5]}) == "memorizing"
+    assert experiments.regime({**base, "log_likelihood": [-3.2], "memorization": [0.3]}) == "-"
+    assert experiments.regime({**base, "log_likelihood": -3.2, "memorization": 0.5}) == "memorizing"
+
+
+def test_registered_experiments_expand_to_valid_configs():
+    from labkit.cli import _configs
+
+    for name in experiments.EXPERIMENTS:
+        spec, configs = _configs(name)
+        assert configs and spec.count(":") == 1
+    with pytest.raises(ValueError, match="must be one of"):
+        experiments.experiment("fig9")
+
+
+def test_format_table_reports_mean_and_std():
+    results = {"original": [{"precision": 0.5, "recall": 0.1, "memorization": 80.0, "fd": 2.0, "params": 10},
+                            {"precision": 0.7, "recall": 0.3, "memorization": 60.0, "fd": 4.0, "params": 10}]}
+    table = format_table(results)
+    assert "| original | 0.60 +- 0.14 | 0.20 +- 0.14 | 70.00 +- 14.14 | 3.00 +- 1.41 | 10 |" in table
+    assert "0.39 / 0.08 / 73.82 / 15.47" in table
+
+
+
+
+def test_paper_grid_matches_the_command_line_defaults():
+    grid = experiments.paper_grid("fig3a_size_n")
+    assert grid["steps"] == 20000 and grid["dim"] == 32 and "device" not in grid
+    with pytest.raises(ValueError, match="must be one of"):
+        experiments.paper_grid("fig9")
+
+
+
+
+
+
+def test_memorization_point_tiny_run_is_deterministic():
+    kwargs = dict(dim=2, n=8, width=16, depth=2, steps=30, batch_size=32, num_samples=64,
+                  sample_steps=10, mixture="gmm4", seed=3)
+    a = experiments.memorization_point(**kwargs)
+    b = experiments.memorization_point(**kwargs)
+    assert a == b
+    assert 0.0 <= a["memorization"] <= 1.0 and a["n_total"] == 8
+    assert set(a) >= {"memorization", "null_memorization", "log_likelihood", "params", "train_loss"}
+    with pytest.raises(ValueError, match="dim must be 2"):
+        experiments.memorization_point(**{**kwargs, "dim": 3})
+    dup = experiments.memorization_point(**{**kwargs, "duplicate_fraction": 0.5, "duplicate_copies": 3,
+                                         "keep_samples": True})
+    assert dup["n_total"] == 16 and len(dup["samples"]) == 64 and len(dup["train"]) == 16
+
+
+TINY_TABLE1 = dict(n=12, train_steps=40, batch_size=12, finetune_steps=2,
+                   num_samples=8, sample_steps=3, importance_batches=1, classifier_steps=3, probe_samples=8,
+                   first_probe=10, sweep_ratios=[0.2])
+
+
+def test_table1_seed_runs_every_arm_and_its_probe_prefix_is_exact(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    row = experiments.table1_seed(seed=1, **TINY_TABLE1)
+    assert set(row["arms"]) == set(experiments.METHODS)
+    assert list(row["sweep"]) == ["small-t importance", "random"] and len(row["sweep"]["random"]) == 1
+    assert row["probe_steps"] == experiments.eval_steps(40, 10, 1)
+    assert all(0 <= m <= 100 for m in row["probe_memorization"])
+    again = experiments.table1_seed(seed=1, **TINY_TABLE1)  # from the cache: same numbers
+    assert {k: v for k, v in again.items() if k != "wall_s"} == {k: v for k, v in row.items() if k != "wall_s"}
+    short = experiments.table1_seed(seed=1, **{**TINY_TABLE1, "train_steps": 20}, curve_only=True)
+    k = len(short["probe_steps"])
+    assert set(short) == {"probe_steps", "probe_memorization", "null_memorization"}
+    assert short["probe_memorization"] == row["probe_memorization"][:k]
