@@ -125,7 +125,7 @@ def build_student_edition(notebooks, out: str | Path = "build") -> dict[str, dic
             otter_assign(str(path), str(Path(work) / "dist"), no_run_tests=True, no_pdfs=True)
             dist = Path(work) / "dist"
             student = student_dir / path.name
-            _write_without_widget_state(dist / "student" / path.name, student)
+            _write_student_notebook(dist / "student" / path.name, student)
             autograder = grader_dir / path.name
             shutil.copyfile(dist / "autograder" / path.name, autograder)
             zips = sorted((dist / "autograder").glob("*.zip"))
@@ -137,10 +137,20 @@ def build_student_edition(notebooks, out: str | Path = "build") -> dict[str, dic
     return written
 
 
-def _write_without_widget_state(source: Path, target: Path) -> None:
-    # otter strips the outputs; the explorers' stored frames (notebook metadata) go with them.
+BOOK_ONLY_TAGS = ("solution", "hide-cell")
+
+
+def _write_student_notebook(source: Path, target: Path) -> None:
+    # otter strips the outputs; the explorers' stored frames (notebook metadata) go with them,
+    # and so do the book's tags on what are now the student's answer cells.
     nb = nbformat.read(source, as_version=4)
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        tags = [tag for tag in cell.metadata.get("tags", []) if tag not in BOOK_ONLY_TAGS]
+        if tags:
+            cell.metadata["tags"] = tags
+        else:
+            cell.metadata.pop("tags", None)
     nbformat.write(nb, target)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "apply_theme",
     "score_field",
     "score_fields_figure",
+    "sampling_figure",
 ]
 
 # Okabe-Ito: distinguishable under the common forms of colour blindness.
@@ -199,14 +200,47 @@ def score_fields_figure(gmm, train: torch.Tensor, t: float = 0.1, lim: float = 4
     train = train.to(torch.float64)
     emp = functools.partial(empirical_score, train=train)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.4), constrained_layout=True)
+    fields = []
     for ax, fn, name in ((axes[0], gmm.score, "true score $\\nabla\\log p_t$"),
                          (axes[1], emp, "empirical score $\\nabla\\log \\hat p_t$")):
-        q = score_field(ax, fn, t, lim, grid)
+        fields.append(score_field(ax, fn, t, lim, grid))
         ax.scatter(train[:, 0], train[:, 1], s=14, c=PALETTE[3], edgecolor="white", linewidth=0.5,
                    zorder=3, label=f"training points (n={len(train)})")
         ax.set_title(name)
-    fig.colorbar(q, ax=axes, shrink=0.8, label="$\\log_{10}$ |score|")
+    # One colour range for both panels, so one colour bar reads both.
+    low = min(float(q.get_array().min()) for q in fields)
+    high = max(float(q.get_array().max()) for q in fields)
+    for q in fields:
+        q.set_clim(low, high)
+    fig.colorbar(fields[-1], ax=axes, shrink=0.8, label="$\\log_{10}$ |score|, both panels")
     axes[0].legend(loc="lower left", fontsize=8, framealpha=0.9)
     gap = loss_gap(gmm.score, train, t, num_noise=16, generator=torch.Generator().manual_seed(0))
     fig.suptitle(f"t = {t:g}: Loss-Gap$_t$ = E|emp - true|$^2$ = {gap.value:.3g}")
+    return fig
+
+
+def sampling_figure(train: torch.Tensor, paths: torch.Tensor, new: torch.Tensor, copies: torch.Tensor,
+                    title: str, lim: float = 4.0, num_paths: int = 12):
+    """Reverse-process paths and the samples of two 2-D samplers, over the training set.
+
+    train: (n, 2); paths: (steps + 1, m, 2), trajectories of the sampler whose samples are
+    ``copies`` (m, 2); new: (m', 2), samples of a sampler that makes new points. Draws
+    ``num_paths`` of the paths, then ``new`` and ``copies``; returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4), sharex=True, sharey=True, constrained_layout=True)
+    for i in range(min(num_paths, paths.shape[1])):
+        axes[0].plot(paths[:, i, 0], paths[:, i, 1], lw=0.8, alpha=0.8)
+    axes[0].set_title("reverse-SDE paths, empirical score")
+    axes[1].scatter(new[:, 0], new[:, 1], s=4, alpha=0.5, color=PALETTE[0])
+    axes[1].set_title("samples, true score: new points")
+    axes[2].scatter(copies[:, 0], copies[:, 1], s=30, alpha=0.15, color=PALETTE[1])
+    axes[2].set_title("samples, empirical score: copies")
+    for ax in axes:
+        ax.scatter(train[:, 0], train[:, 1], s=18, marker="x", color=PALETTE[3], label="training points", zorder=3)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$")
+    axes[0].set_ylabel("$x_2$")
+    axes[2].legend(loc="lower left", fontsize=8, framealpha=0.9)
+    fig.suptitle(title)
     return fig
