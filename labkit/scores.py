@@ -10,7 +10,9 @@ Sampling with it returns training points: memorization (notebook 00).
 
 How it is computed: the logits are expanded as ``(alpha_t x.x_i - alpha_t^2 ||x_i||^2 / 2) /
 sigma_t^2`` (the ``||x||^2`` term is the same for every i and cancels in the softmax), so the
-work is two GEMMs of shape (m, d) x (d, n); ``||x_i||^2`` is cached per training tensor. The
+work is two GEMMs of shape (m, d) x (d, n). ``||x_i||^2`` is recomputed chunk by chunk in the
+same pass (n d work against the GEMMs' m n d), never cached: a cache keyed on the tensor cannot
+see edits made through numpy, ``.data`` or another view, and would serve stale norms. The
 training set is streamed in chunks with an online log-sum-exp (running max and rescaled sums,
 as in flash attention), so memory is bounded by the chunk whatever n is, and nothing ever
 underflows at tiny t.
@@ -19,7 +21,6 @@ underflows at tiny t.
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
 
@@ -36,7 +37,6 @@ __all__ = [
 
 # Logit block budget: m x chunk floats. 2**24 floats = 64 MiB in float32.
 _BLOCK_BUDGET = 1 << 24
-_norm_cache: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
 # Shifted logits are clamped here before exp: exp of a very negative number lands in the
 # denormal range, where CPUs run some 50x slower, and the weights lost (< e^-79) are nil.
 _EXP_FLOOR = {torch.float32: math.log(torch.finfo(torch.float32).tiny) + 8,
@@ -48,21 +48,13 @@ def default_chunk_size(m: int, n: int) -> int:
     return max(256, min(n, _BLOCK_BUDGET // max(m, 1)))
 
 
-def _squared_norms(train: torch.Tensor) -> torch.Tensor:
-    """``||x_i||^2`` of a training tensor, (n,), cached for as long as the tensor is unchanged."""
-    key = id(train)
-    hit = _norm_cache.get(key)
-    if hit is not None and hit[0]() is train and hit[1] == train._version:
-        return hit[2]
-    norms = (train * train).sum(dim=1)
-    for k in [k for k, v in _norm_cache.items() if v[0]() is None]:
-        del _norm_cache[k]
-    _norm_cache[key] = (weakref.ref(train), train._version, norms)
-    return norms
+def _squared_norms(block: torch.Tensor) -> torch.Tensor:
+    """``||x_i||^2`` of the rows of a (c, d) block, (c,), without a (c, d) temporary."""
+    return torch.linalg.vector_norm(block, dim=1).square()
 
 
 def _prepare(x, t, train, chunk_size):
-    # Finiteness of train is checked on its cached squared norms (n values, not n d).
+    # Finiteness of train is checked in the streaming pass, on its squared norms.
     train = _checks.points(train, "train", finite=False)
     n, d = train.shape
     x = _checks.points(x, "x", dim=d)
@@ -71,8 +63,6 @@ def _prepare(x, t, train, chunk_size):
     if train.dtype != x.dtype or train.device != x.device:
         raise ValueError(f"train must have x's dtype and device ({x.dtype}, {x.device}), "
                          f"got ({train.dtype}, {train.device})")
-    if not torch.isfinite(_squared_norms(train)).all():
-        raise ValueError("train contains NaN or infinite values (or values too large to square)")
     m = x.shape[0]
     t = _checks.time(t, "t", x, m=m)
     chunk_size = _checks.optional_positive_int(chunk_size, "chunk_size") or default_chunk_size(m, n)
@@ -88,7 +78,6 @@ def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
     index ``top`` of the largest logit.
     """
     m, d = x.shape
-    norms = _squared_norms(train)
     x_scaled = x * (alpha_t / sigma_t**2)  # (m, d): folds the per-row logit scale into the GEMM
     bias = alpha_t**2 / (2 * sigma_t**2)  # (m or 1, 1)
     run_max = torch.full((m,), -math.inf, dtype=x.dtype, device=x.device)
@@ -96,9 +85,12 @@ def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
     run_mean = torch.zeros(m, d, dtype=x.dtype, device=x.device) if want_mean else None
     top = torch.zeros(m, dtype=torch.long, device=x.device)
     floor = _EXP_FLOOR[x.dtype]
+    finite = torch.ones((), dtype=torch.bool, device=x.device)
     for start in range(0, train.shape[0], chunk_size):
         block = train[start:start + chunk_size]  # (c, d)
-        logits = torch.addmm(-bias * norms[start:start + chunk_size], x_scaled, block.T)  # (m, c)
+        norms = _squared_norms(block)  # (c,)
+        finite &= torch.isfinite(norms).all()  # one check after the loop: no sync per chunk
+        logits = torch.addmm(-bias * norms, x_scaled, block.T)  # (m, c)
         block_max, block_arg = logits.max(dim=1)  # (m,)
         new_max = torch.maximum(run_max, block_max)
         rescale = torch.exp(run_max - new_max)  # (m,), 0 on the first chunk
@@ -111,6 +103,8 @@ def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
             run_mean = run_mean * rescale[:, None] + weights @ block  # (m, d)
         top = torch.where(block_max > run_max, block_arg + start, top)
         run_max = new_max
+    if not finite:
+        raise ValueError("train contains NaN or infinite values (or values too large to square)")
     mean = run_mean / run_sum[:, None] if want_mean else None
     return torch.log(run_sum), mean, top
 

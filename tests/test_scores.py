@@ -93,6 +93,44 @@ def test_norm_cache_follows_in_place_changes(gen):
     torch.testing.assert_close(scores.empirical_denoiser(x, 0.1, train), w @ train)
 
 
+def _float64_score(x, t, train):
+    """The broadcast formula in float64: the oracle for edits torch does not see."""
+    x, train = x.double(), train.double()
+    alpha, sigma = process.alpha_sigma(torch.tensor(t, dtype=torch.float64))
+    w = torch.softmax(-((x[:, None] - alpha * train[None]) ** 2).sum(-1) / (2 * sigma**2), dim=1)  # (m, n)
+    return (alpha * (w @ train) - x) / sigma**2
+
+
+@pytest.mark.parametrize("edit", ["numpy_view", "data_attribute", "shared_storage_view"])
+def test_score_sees_edits_torch_does_not_count(gen, edit):
+    """Issue 12 item 1: an edit through numpy, ``.data`` or another view leaves ``_version``
+    (or ``id``) unchanged; the score must still use the current values."""
+    numpy_train = torch.randn(30, 4, generator=gen, dtype=torch.float64).numpy() * 3 + 2
+    train = torch.from_numpy(numpy_train)
+    x = torch.randn(5, 4, generator=gen, dtype=torch.float64) + 2
+    scores.empirical_score(x, 0.5, train)
+    version = train._version
+    if edit == "numpy_view":
+        numpy_train -= numpy_train.mean(0)
+    elif edit == "data_attribute":
+        train.data.sub_(3)
+    else:
+        torch.from_numpy(numpy_train).add_(1.5)  # another tensor on the same memory
+    assert train._version == version  # torch did not count the edit
+    torch.testing.assert_close(scores.empirical_score(x, 0.5, train), _float64_score(x, 0.5, train))
+    torch.testing.assert_close(scores.empirical_log_prob(x, 0.5, train),
+                               _naive_log_prob(x, 0.5, train))
+
+
+def test_non_finite_train_is_found_after_an_uncounted_edit(gen):
+    train = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    x = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    scores.empirical_score(x, 0.5, train)
+    train.numpy()[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="train contains NaN"):
+        scores.empirical_score(x, 0.5, train, chunk_size=7)
+
+
 def test_switched_score():
     high = lambda x, t: torch.zeros_like(x)
     low = lambda x, t: torch.ones_like(x)
