@@ -76,4 +76,5 @@ def _moved(module: str, names: dict[str, str]):
         _deprecated(f"{module}.{name}", names[name])
         return getattr(importlib.import_module(new_module), attr)
 
+    __getattr__.moved = dict(names)  # for the changelog's test: every moved name is listed there
     return __getattr__

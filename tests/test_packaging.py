@@ -305,3 +305,19 @@ def test_moved_names_resolve_to_their_new_home_with_a_warning():
     assert record[0].filename == __file__
     with pytest.raises(ValueError, match="dotted"):
         labkit._moved("labkit_old_home", {"x": "nowhere"})
+
+
+def test_every_moved_name_still_works_and_is_in_the_changelog():
+    deprecated = (ROOT / "CHANGELOG.md").read_text().split("### Deprecated", 1)[1].split("\n### ", 1)[0]
+    found = 0
+    for module_name in labkit.__all__:
+        module = importlib.import_module(f"labkit.{module_name}")
+        for old, new in getattr(getattr(module, "__getattr__", None), "moved", {}).items():
+            found += 1
+            new_module, _, attr = new.rpartition(".")
+            with pytest.warns(DeprecationWarning, match=re.escape(new)):
+                assert getattr(module, old) is getattr(importlib.import_module(new_module), attr)
+            assert f"`{old}`" in deprecated or f"`labkit.{module_name}.{old}`" in deprecated, \
+                f"CHANGELOG.md's Deprecated section does not list labkit.{module_name}.{old}"
+            assert f"`{new_module}" in deprecated, f"CHANGELOG.md does not say where {old} went ({new})"
+    assert found, "no moved names found (labkit._moved records them on the module's __getattr__)"
