@@ -74,7 +74,7 @@ def test_regime_labels():
 
 
 def test_registered_experiments_expand_to_valid_configs():
-    from labkit.cli import _configs
+    from labkit.results import _configs
 
     for name in experiments.EXPERIMENTS:
         spec, configs = _configs(name)

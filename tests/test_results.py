@@ -1,0 +1,124 @@
+"""labkit.results: result sets computed, resumed, read, and verified (and verify's guards
+failing on wrong input before passing on the right one)."""
+
+import json
+
+import pytest
+import torch
+
+from labkit import cli, experiments, results
+from labkit.experiments import Experiment
+
+
+TINY_CURVE = {"mixture": "gmm4", "dim": 2, "n": 8, "width": [8, 16], "depth": 1, "steps": 300,
+              "batch_size": 16, "num_samples": 64, "sample_steps": 8, "first_eval": 50, "seed": 0}
+
+
+@pytest.fixture
+def tiny_experiment(monkeypatch):
+    exp = Experiment(point_fn="labkit.experiments:mixture_curve", grids=(TINY_CURVE,), purpose="test")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny_test", exp)
+    return exp
+
+
+def test_results_run_writes_provenance_and_resumes(tmp_path, tiny_experiment):
+    out = tmp_path / "tiny.json"
+    logs = []
+    data = results.run_results("tiny_test", out, log=logs.append)
+    prov = data["provenance"]
+    assert set(prov) >= {"command", "commit", "labkit", "torch", "device", "date", "wall_s"}
+    assert data["point_fn"] == "labkit.experiments:mixture_curve" and len(data["rows"]) == 2
+    for row in data["rows"]:
+        assert set(row) == {"config", "result", "wall_s"} and row["wall_s"] > 0
+        assert row["config"]["t_min"] == 1e-3  # the full config: defaults included
+        assert row["result"]["steps"] == experiments.eval_steps(300, 50)
+    # a second run computes nothing
+    logs.clear()
+    results.run_results("tiny_test", out, log=logs.append)
+    assert "computing 0" in logs[0]
+    # an interrupted run (a row missing) resumes with only that row
+    first = json.loads(out.read_text())
+    kept = first["rows"][0]
+    out.write_text(json.dumps({**first, "rows": [kept]}))
+    logs.clear()
+    again = results.run_results("tiny_test", out, log=logs.append)
+    assert "computing 1" in logs[0]
+    assert again["rows"][0] == kept and again["rows"][1]["result"] == first["rows"][1]["result"]
+
+
+def test_verify_fails_on_a_planted_wrong_row_and_passes_on_the_true_one(tmp_path, tiny_experiment):
+    out = tmp_path / "tiny.json"
+    data = results.run_results("tiny_test", out, log=lambda m: None)
+    planted = json.loads(json.dumps(data))
+    planted["rows"][0]["result"]["memorization"][-1] += 0.05
+    bad = tmp_path / "planted.json"
+    bad.write_text(json.dumps(planted))
+    assert results.verify(bad, rows=1, cheapest=False, seed=0, log=lambda m: None) is False or \
+        results.verify(bad, rows=2, log=lambda m: None) is False
+    assert results.verify(out, rows=2, log=lambda m: None) is True
+    # a prefix of the curve is recomputed exactly
+    assert results.verify(out, rows=2, max_steps=100, log=lambda m: None) is True
+    planted_early = json.loads(json.dumps(data))
+    for row in planted_early["rows"]:
+        row["result"]["log_likelihood"][1] -= 1.0
+    bad.write_text(json.dumps(planted_early))
+    assert results.verify(bad, rows=2, max_steps=100, log=lambda m: None) is False
+
+
+def test_verify_names_what_is_wrong(tmp_path, tiny_experiment, monkeypatch):
+    with pytest.raises(ValueError, match="does not exist"):
+        results.verify(tmp_path / "nope.json")
+    out = tmp_path / "tiny.json"
+    data = results.run_results("tiny_test", out, log=lambda m: None)
+    gone = {**data, "point_fn": "labkit.experiments:no_such_function", "name": "other"}
+    (tmp_path / "gone.json").write_text(json.dumps(gone))
+    with pytest.raises(ValueError, match="no_such_function"):
+        results.verify(tmp_path / "gone.json")
+    # the registered grid changed since the file was written
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny_test",
+                        Experiment(point_fn="labkit.experiments:mixture_curve",
+                                   grids=({**TINY_CURVE, "steps": 400},), purpose="test"))
+    with pytest.raises(ValueError, match="current grid"):
+        results.verify(out)
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        results.verify(tmp_path / "broken.json")
+    assert cli.main(["verify", str(tmp_path / "nope.json")]) == 2
+
+
+def test_results_run_rejects_bad_input(tmp_path, tiny_experiment):
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        results.run_results("no_such_set", tmp_path / "x.json")
+    with pytest.raises(ValueError, match="n_jobs"):
+        results.run_results("tiny_test", tmp_path / "x.json", n_jobs=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA"):
+            results.run_results("tiny_test", tmp_path / "x.json", device="cuda")
+
+
+def test_every_committed_result_set_names_a_registered_experiment():
+    files = sorted(results.RESULTS_DIR.glob("*.json"))
+    for path in files:
+        data = results.load_results(path)
+        assert data["name"] in experiments.EXPERIMENTS, path
+        assert data["point_fn"] == experiments.EXPERIMENTS[data["name"]].point_fn
+
+
+def test_results_table_reads_the_file_and_computes_only_what_it_lacks(tmp_path, tiny_experiment, monkeypatch):
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "tiny.json"
+    data = results.run_results("tiny_test", out, log=lambda m: None)
+    logs = []
+    table = results.results_table("tiny_test", path=out, log=logs.append)
+    assert len(table) == 2 and "2 of 2 rows read from tiny.json" in logs[0] and "0 computed here" in logs[0]
+    assert table[0]["memorization"] == data["rows"][0]["result"]["memorization"]
+    out.write_text(json.dumps({**data, "rows": data["rows"][:1]}))
+    logs.clear()
+    assert len(results.results_table("tiny_test", path=out, missing="skip", log=logs.append)) == 1
+    assert "1 missing, skipped" in logs[0]
+    logs.clear()
+    table = results.results_table("tiny_test", path=out, log=logs.append)
+    assert "1 computed here" in logs[0] and table[1]["memorization"] == data["rows"][1]["result"]["memorization"]
+    assert json.loads(out.read_text())["rows"] == data["rows"][:1]  # the committed file is never written
+    with pytest.raises(ValueError, match="missing must be"):
+        results.results_table("tiny_test", path=out, missing="ignore")
