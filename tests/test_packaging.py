@@ -76,10 +76,14 @@ def test_distribution_name_is_free_and_used_everywhere():
     project = _pyproject()["project"]
     assert project["name"] == DIST
     assert yaml.safe_load((ROOT / "environment.yml").read_text())["name"] == DIST
-    readme = (ROOT / "README.md").read_text()
-    assert f"pip install {DIST}" in readme
-    # the bare name would install the unrelated project
-    assert not re.search(r"pip install\s+labkit(?![-\w])", readme), "README installs the unrelated `labkit`"
+    assert f"pip install {DIST}" in (ROOT / "README.md").read_text()
+    # the bare name would install the unrelated project: no install line, error message or page may say it
+    bare = re.compile(r"pip install\s+(-\S+\s+)*['\"]?labkit(?![-\w])")
+    assert bare.search("pip install -U 'labkit[cluster]'") and not bare.search(f"pip install '{DIST}[cluster]'")
+    texts = [ROOT / "README.md", ROOT / "Makefile", *(ROOT / "labkit").glob("*.py"), *(ROOT / "docs").glob("*.md"),
+             *(ROOT / "notebooks").glob("*.ipynb")]
+    offenders = [f"{path.relative_to(ROOT)}: {m.group(0)}" for path in texts for m in bare.finditer(path.read_text())]
+    assert not offenders, f"install lines that name the unrelated `labkit` instead of {DIST}: {offenders}"
     assert DIST in yaml.safe_load((ROOT / "CITATION.cff").read_text())["abstract"]
     assert importlib.metadata.distribution(DIST).read_text("top_level.txt").split() == ["labkit"]
 
