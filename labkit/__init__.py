@@ -19,6 +19,10 @@ The package is flat, one file per concept, in the order the notebooks introduce 
 - ``plotting``  notebook setup, theme, ``savefig``                             (all)
 - ``widgets``   explorers over pure ``render(...) -> Figure`` functions        (all)
 
+Around them: ``experiments`` (the paper's protocols: point functions, grids, the paper's
+numbers), ``results`` (the committed result sets ``results/<NAME>.json`` and their
+verification), ``cli`` (every command) and ``exercises`` (the student edition).
+
 Submodules load on first use (``labkit.scores`` or ``import labkit.scores``), so importing
 labkit stays cheap.
 """
