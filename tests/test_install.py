@@ -118,10 +118,12 @@ def test_build_makes_an_sdist_and_a_wheel_that_twine_accepts(dists):
 def test_sdist_installs_into_a_fresh_venv(dists, tmp_path):
     python, site = _fresh_venv(tmp_path / "venv", dists["sdist"])
     _check_installed(python, site, cwd=tmp_path)
-    assert (tmp_path / "venv" / "bin" / "labkit-sweep").exists()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert all((tmp_path / "venv" / "bin" / name).is_file() for name in scripts), sorted(scripts)
 
 
 SMOKE = textwrap.dedent("""
+    import importlib.metadata
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -134,8 +136,11 @@ SMOKE = textwrap.dedent("""
     assert [row["y"] for row in table.rows] == [4, 9], table.rows
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
+    # every console script's target imports from the installed package
+    scripts = importlib.metadata.distribution("DIST").entry_points.select(group="console_scripts")
+    assert scripts and all(callable(script.load()) for script in scripts), scripts
     print(plotting.savefig(fig, "00_smoke"))
-""")
+""").replace("DIST", DIST)
 
 
 def _files(folder: Path) -> set[str]:
