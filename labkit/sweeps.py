@@ -7,19 +7,22 @@ A sweep maps a grid of configurations to a table of results:
 - The grid is a mapping (or a dataclass) of axis name -> non-empty list of JSON scalars; the
   sweep runs every combination (the Cartesian product) through ``point_fn(**config) -> dict``.
 - Each point is cached on disk as ``<cache>/<name>/<key>.json`` where ``key`` hashes the
-  configuration (canonical JSON) and the sweep's ``version``. Entries are written atomically
+  configuration (canonical JSON), the sweep's ``version`` and the point function's identity
+  (:func:`function_identity`: module, qualified name, a hash of its source and, for a
+  ``functools.partial``, its bound arguments, as ``joblib.Memory`` does), so another function
+  or an edited one never reads this one's results. Entries are written atomically
   (tmp file + ``os.replace``) and carry a schema tag and a SHA-256 checksum, so a truncated or
   edited entry is detected, reported and recomputed. An interrupted sweep resumes where it
   stopped: finished points are read back, never recomputed.
 - Points run in parallel processes through joblib (``loky`` by default), each with one torch
-  thread, behind a tqdm progress bar. For a cluster, hand the same grid to an existing engine
-  through joblib's backend mechanism, e.g. Dask::
+  thread, behind a tqdm progress bar. For a cluster, a Dask scheduler (``pip install
+  'labkit-memgen[cluster]'``)::
 
-      from dask.distributed import Client; client = Client("scheduler:8786")
-      run_sweep(point_fn, grid, name="fig3a", backend="dask", n_jobs=-1)
+      run_sweep(point_fn, grid, name="fig3a", backend="dask", scheduler="tcp://HOST:8786")
 
-  (or ``backend="ray"`` after ``ray.util.joblib.register_ray()``). The cache folder must then be
-  on a file system every worker sees. labkit tests the local backends only.
+  (or ``backend="ray"`` after ``ray.util.joblib.register_ray()``, whose workers need to see the
+  cache folder). The Dask path is tested against a ``LocalCluster`` of worker processes,
+  including a worker killed mid-sweep.
 
 The command line ``labkit-sweep`` (:func:`main`) runs the paper-scale grids of Fig. 3 (d = 32,
 n up to 100K, networks up to tens of millions of parameters, ``--device cuda``) into the same
@@ -29,10 +32,12 @@ cache that notebook 02 reads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import itertools
 import json
+import marshal
 import math
 import os
 import warnings
@@ -43,9 +48,11 @@ import numpy as np
 
 from . import _moved
 
-__all__ = ["expand_grid", "point_key", "run_sweep", "Table"]
+__all__ = ["expand_grid", "function_identity", "point_key", "run_sweep", "Table"]
 
-SCHEMA = "labkit.sweep/1"
+SCHEMA = "labkit.sweep/2"
+# Bound arguments left out of cache keys unless told otherwise: where a point runs, not what it is.
+DEFAULT_IGNORE = ("device",)
 _SCALARS = (bool, int, float, str, type(None))
 
 
@@ -105,23 +112,89 @@ def expand_grid(grid, point_fn: Callable | None = None) -> list[dict]:
     return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
 
 
-def point_key(config: Mapping, version: int | str = 0) -> str:
-    """Stable cache key of one configuration: 20 hex digits of SHA-256 of its canonical JSON."""
-    return hashlib.sha256(_canonical({"config": dict(config), "version": version}).encode()).hexdigest()[:20]
+def _source_digest(fn) -> str:
+    """SHA-256 of a function's source text, or of its compiled code where no source exists
+    (a function typed at ``python -c``); stable across processes and sessions."""
+    try:
+        text = inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = marshal.dumps(code) if code is not None else repr(fn).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
-def _checksum(config, result) -> str:
-    return hashlib.sha256(_canonical({"config": config, "result": result}).encode()).hexdigest()
+def _check_ignore(ignore) -> tuple[str, ...]:
+    if isinstance(ignore, str) or not all(isinstance(name, str) for name in ignore):
+        raise TypeError(f"ignore must be a sequence of argument names, got {ignore!r}")
+    return tuple(ignore)
 
 
-def _read_entry(path: Path, config: Mapping):
+def function_identity(point_fn: Callable, ignore: Sequence[str] = DEFAULT_IGNORE) -> dict:
+    """What names ``point_fn`` in a cache key: ``{"module", "qualname", "source", "bound"}``.
+
+    ``source`` is a SHA-256 of the function's source (an edit, even of a comment, makes a new
+    function; bump nothing). For a ``functools.partial``, a bound method or a callable object,
+    ``bound`` is a ``joblib.hash`` of the bound arguments (or the object's state), leaving out
+    the keyword arguments named in ``ignore``: those that do not change the result, by default
+    the ``device`` a point runs on (so points computed on a GPU are found from a CPU session).
+    Grid axes are not bound arguments: they are always in the key. Functions the point function calls are not hashed: bump the
+    sweep's ``version`` when they change meaning.
+    """
+    import joblib
+
+    ignore = _check_ignore(ignore)
+    if not callable(point_fn):
+        raise TypeError(f"point_fn must be callable, got {type(point_fn).__name__}")
+    fn, args, kwargs, state = point_fn, (), {}, None
+    while isinstance(fn, functools.partial):
+        args, kwargs, fn = fn.args + args, {**fn.keywords, **kwargs}, fn.func
+    if inspect.ismethod(fn):
+        fn, state = fn.__func__, fn.__self__
+    elif not (inspect.isfunction(fn) or inspect.isbuiltin(fn)):
+        fn, state = type(fn), fn  # a callable object: its class and its attributes
+    identity = {"module": getattr(fn, "__module__", None), "qualname": getattr(fn, "__qualname__", repr(fn)),
+                "source": _source_digest(fn)}
+    kwargs = {k: v for k, v in sorted(kwargs.items()) if k not in ignore}
+    if args or kwargs or state is not None:
+        try:
+            identity["bound"] = joblib.hash((args, kwargs, state))
+        except Exception as exc:  # pickling errors have many types
+            raise TypeError(f"the arguments bound to {_fn_name(point_fn)} cannot be hashed for the cache key "
+                            f"({exc}); bind JSON values or picklable objects") from exc
+    return identity
+
+
+def point_key(config: Mapping, version: int | str = 0, point_fn: Callable | None = None,
+              ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
+    """Stable cache key of one configuration: 20 hex digits of SHA-256 of its canonical JSON,
+    the ``version`` and, with ``point_fn`` given, its :func:`function_identity` (``run_sweep``
+    always passes it; without it this is the key labkit 0.1 used)."""
+    return _key(config, version, None if point_fn is None else function_identity(point_fn, ignore))
+
+
+def _key(config: Mapping, version: int | str, fn: Mapping | None) -> str:
+    payload = {"config": dict(config), "version": version}
+    if fn is not None:
+        payload["fn"] = fn
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()[:20]
+
+
+def _checksum(config, result, fn=None) -> str:
+    payload = {"config": config, "result": result}
+    if fn is not None:
+        payload["fn"] = fn
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()
+
+
+def _read_entry(path: Path, config: Mapping, fn: Mapping | None = None):
     """The cached result at ``path``, or None when it is missing, partial, corrupt or stale."""
     if not path.exists():
         return None
     try:
         entry = json.loads(path.read_text())
         ok = (entry.get("schema") == SCHEMA and entry.get("config") == dict(config)
-              and entry.get("checksum") == _checksum(entry["config"], entry["result"]))
+              and entry.get("fn") == fn
+              and entry.get("checksum") == _checksum(entry["config"], entry["result"], entry["fn"]))
     except (ValueError, KeyError, TypeError, AttributeError):
         ok = False
     if not ok:
@@ -130,9 +203,10 @@ def _read_entry(path: Path, config: Mapping):
     return entry["result"]
 
 
-def _write_entry(path: Path, config: Mapping, result: Mapping) -> None:
-    entry = {"schema": SCHEMA, "config": dict(config), "result": result,
-             "checksum": _checksum(dict(config), result)}
+def _write_entry(path: Path, config: Mapping, result: Mapping, fn: Mapping | None = None,
+                 version: int | str = 0) -> None:
+    entry = {"schema": SCHEMA, "config": dict(config), "result": result, "fn": fn, "version": version,
+             "checksum": _checksum(dict(config), result, fn)}
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         f.write(_canonical(entry))
@@ -141,38 +215,58 @@ def _write_entry(path: Path, config: Mapping, result: Mapping) -> None:
     os.replace(tmp, path)
 
 
-def _run_point(point_fn, config: dict, path: str | None, threads: int):
-    """Worker body: one torch thread, compute, validate, write the cache entry atomically."""
+def _run_point(point_fn, config: dict, path: str | None, threads: int, fn: Mapping | None = None,
+               version: int | str = 0):
+    """Worker body: one torch thread, compute, validate, write the cache entry atomically.
+
+    A point that raises is re-raised as a RuntimeError naming its configuration (the original
+    exception is its ``__cause__`` in-process, and its text survives a trip through a worker).
+    """
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         result = point_fn(**config)
+    except Exception as exc:
+        raise RuntimeError(f"point {config} of {_fn_name(point_fn)} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         torch.set_num_threads(before)
     if not isinstance(result, Mapping):
-        raise TypeError(f"{_fn_name(point_fn)} must return a dict of results, got {type(result).__name__}")
+        raise TypeError(f"{_fn_name(point_fn)} must return a dict of results, got {type(result).__name__} "
+                        f"(point {config})")
     result = json.loads(_canonical(dict(result)))  # fails loudly on non-JSON values (or NaN)
     if path is not None:
-        _write_entry(Path(path), config, result)
+        _write_entry(Path(path), config, result, fn, version)
     return config, result
 
 
 def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike | None = None,
               version: int | str = 0, n_jobs: int = 1, backend: str | None = "loky",
-              threads_per_point: int = 1, progress: bool = True, missing: str = "compute") -> Table:
+              threads_per_point: int = 1, progress: bool = True, missing: str = "compute",
+              ignore: Sequence[str] = DEFAULT_IGNORE, scheduler=None) -> Table:
     """Run ``point_fn(**config)`` over every configuration of ``grid``; return a :class:`Table`.
 
-    ``point_fn`` must be a module-level function (so worker processes can import it) returning
-    a dict of JSON values (numbers, strings, lists). ``name`` names the sweep's cache folder
-    ``<cache>/<name>`` (``cache`` defaults to ``labkit.plotting.cache_dir("sweeps")``; pass
-    ``cache=False`` to disable caching); bump ``version`` when ``point_fn`` changes meaning.
+    ``point_fn`` must be a module-level function (so worker processes can import it), or a
+    ``functools.partial`` of one, returning a dict of JSON values (numbers, strings, lists).
+    ``name`` names the sweep's cache folder ``<cache>/<name>`` (``cache`` defaults to
+    ``labkit.plotting.cache_dir("sweeps")``; pass ``cache=False`` to disable caching). The cache
+    key holds the configuration, ``version`` and :func:`function_identity` of ``point_fn``, less
+    the bound keyword arguments named in ``ignore`` (default ``("device",)``, so points computed
+    on a GPU are found from a CPU session; ``ignore=()`` keys on every bound argument); bump ``version`` when a function that
+    ``point_fn`` calls changes meaning. A point that raises stops the sweep with a RuntimeError
+    naming its configuration; the points finished before it stay cached.
+
     ``n_jobs`` processes run the missing points (joblib; ``backend`` ``"loky"``, ``"threading"``,
-    ``"dask"``, ``"ray"``, or None for the active ``joblib.parallel_config``), each limited to
-    ``threads_per_point`` torch threads. Rows come back in grid order, each the configuration
-    merged with its result. ``missing="skip"`` only reads the cache: points not cached yet are
-    left out of the table (to show results computed elsewhere, e.g. by ``labkit-sweep``).
+    ``"ray"``, or None for the active ``joblib.parallel_config``), each limited to
+    ``threads_per_point`` torch threads. ``backend="dask"`` submits every missing point to a
+    ``dask.distributed`` cluster (``n_jobs`` is then the cluster's business): the client given
+    as ``scheduler`` (or its address, ``"tcp://HOST:PORT"``), else the active client, else the
+    ``DASK_SCHEDULER_ADDRESS`` setting; results are written to the cache here, as they arrive,
+    so the workers need not see the cache folder, and a point lost with a dying worker is rerun
+    by the scheduler on another. Rows come back in grid order, each the configuration merged
+    with its result. ``missing="skip"`` only reads the cache: points not cached yet are left out
+    of the table (to show results computed elsewhere, e.g. by ``labkit-sweep``).
     """
     import joblib
     from tqdm.auto import tqdm
@@ -187,7 +281,10 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
         raise ValueError(f"threads_per_point must be a positive integer, got {threads_per_point!r}")
     if missing not in ("compute", "skip"):
         raise ValueError(f"missing must be 'compute' or 'skip', got {missing!r}")
+    if scheduler is not None and backend != "dask":
+        raise ValueError(f"scheduler={scheduler!r} needs backend='dask', got backend={backend!r}")
     configs = expand_grid(grid, point_fn)
+    fn = function_identity(point_fn, ignore)
 
     folder = None
     if cache is not False:
@@ -198,24 +295,71 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
         else:
             folder = Path(cache) / name
             folder.mkdir(parents=True, exist_ok=True)
-    paths = [None if folder is None else folder / f"{point_key(c, version)}.json" for c in configs]
-    results = [None if p is None else _read_entry(p, c) for p, c in zip(paths, configs)]
+    paths = [None if folder is None else folder / f"{_key(c, version, fn)}.json" for c in configs]
+    results = [None if p is None else _read_entry(p, c, fn) for p, c in zip(paths, configs)]
     todo = [i for i, r in enumerate(results) if r is None]
 
     if todo and missing == "compute":
-        jobs = (joblib.delayed(_run_point)(point_fn, configs[i], None if paths[i] is None else str(paths[i]),
-                                           threads_per_point) for i in todo)
         by_key = {_canonical(configs[i]): i for i in todo}
         bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=name, disable=not progress)
         with bar:
-            if n_jobs == 1 and backend in ("loky", None):
-                outputs = (job[0](*job[1], **job[2]) for job in jobs)  # in-process: easy to debug
+            if backend == "dask":
+                outputs = _dask_outputs(scheduler, point_fn, [configs[i] for i in todo], threads_per_point)
             else:
-                outputs = joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")(jobs)
+                jobs = (joblib.delayed(_run_point)(point_fn, configs[i], None if paths[i] is None else str(paths[i]),
+                                                   threads_per_point, fn, version) for i in todo)
+                if n_jobs == 1 and backend in ("loky", None):
+                    outputs = (job[0](*job[1], **job[2]) for job in jobs)  # in-process: easy to debug
+                else:
+                    outputs = joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")(jobs)
             for config, result in outputs:
-                results[by_key[_canonical(config)]] = result
+                i = by_key[_canonical(config)]
+                if backend == "dask" and paths[i] is not None:
+                    _write_entry(paths[i], config, result, fn, version)
+                results[i] = result
                 bar.update(1)
     return Table([{**c, **r} for c, r in zip(configs, results) if r is not None])
+
+
+def _dask_client(scheduler):
+    """``(client, close_after)``: the client given, one connected to the address given, the
+    active one, or one connected to ``DASK_SCHEDULER_ADDRESS`` (dask's ``scheduler-address``)."""
+    try:
+        import dask
+        from dask.distributed import Client, get_client
+    except ImportError as exc:
+        raise ImportError("backend='dask' needs dask.distributed: pip install 'labkit-memgen[cluster]'") from exc
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or "://" not in scheduler:
+            raise ValueError(f"scheduler must be a dask Client or an address 'tcp://HOST:PORT', got {scheduler!r}")
+        return Client(scheduler), True
+    try:
+        return get_client(), False
+    except ValueError:
+        address = dask.config.get("scheduler-address", None)
+        if address:
+            return Client(address), True
+    raise ValueError("backend='dask' needs a Dask cluster: pass scheduler='tcp://HOST:PORT', set "
+                     "DASK_SCHEDULER_ADDRESS, or create a dask.distributed.Client first")
+
+
+def _dask_outputs(scheduler, point_fn, configs: list[dict], threads: int):
+    """Yield ``(config, result)`` as the cluster finishes points (any order). The scheduler
+    reruns a point whose worker dies (up to ``distributed.scheduler.allowed-failures`` times);
+    on an error the remaining points are cancelled."""
+    from dask.distributed import as_completed
+
+    client, close_after = _dask_client(scheduler)
+    futures = [client.submit(_run_point, point_fn, config, None, threads, pure=False) for config in configs]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.cancel(futures)
+        if close_after:
+            client.close()
 
 
 class Table:

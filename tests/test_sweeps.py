@@ -199,8 +199,7 @@ CHILD = textwrap.dedent("""
 
 
 def _slow_module(tmp_path, monkeypatch):
-    """A point function in an importable module, so the killed run and the resumed one share it."""
-    (tmp_path / "slow_points.py").write_text(SLOW)
+    """The point function of the killed run, imported here so the resumed run shares it."""
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("slow_points", None)
     import slow_points
@@ -210,6 +209,7 @@ def _slow_module(tmp_path, monkeypatch):
 
 def test_sweep_killed_midway_resumes_without_recomputing(tmp_path, monkeypatch):
     log = tmp_path / "started.txt"
+    (tmp_path / "slow_points.py").write_text(SLOW)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_LOG": str(log),
            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], env=env)
@@ -251,14 +251,17 @@ def test_partial_bound_arguments_are_part_of_the_key(tmp_path):
     assert run(functools.partial(scaled, factor=10)).column("y").tolist() == [10, 20]
     assert run(functools.partial(scaled, factor=100)).column("y").tolist() == [100, 200]
     assert run(scaled).column("y").tolist() == [1, 2]
-    # an argument that does not change the result (where the point runs) can be left out
+    # where a point runs does not change its result: device is left out by default
     CALLS.clear()
-    table = run(functools.partial(scaled, device="gpu"), ignore=("device",))
+    table = run(functools.partial(scaled, device="gpu"))
     assert CALLS == [] and table.column("device").tolist() == ["cpu", "cpu"]  # found the plain run
-    assert sweeps.point_key({"x": 1}, point_fn=functools.partial(scaled, device="gpu"), ignore=("device",)) \
+    assert sweeps.point_key({"x": 1}, point_fn=functools.partial(scaled, device="gpu")) \
         == sweeps.point_key({"x": 1}, point_fn=scaled)
-    with pytest.raises(ValueError, match="ignore"):
-        run(scaled, ignore=("x",))  # a grid axis always changes the result
+    # ... unless asked; and ignore never drops a grid axis
+    assert run(functools.partial(scaled, device="gpu"), ignore=()).column("device").tolist() == ["gpu", "gpu"]
+    assert run(functools.partial(scaled, factor=10), ignore=("x", "factor")).column("y").tolist() == [1, 2]
+    with pytest.raises(TypeError, match="ignore"):
+        run(scaled, ignore="device")
 
 
 def test_edited_source_is_a_new_function(tmp_path, monkeypatch):
