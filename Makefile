@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv assets browser book test unit notebooks lab clean
+.PHONY: venv assets browser book test unit notebooks exercises lab clean
 
 venv: $(STAMP)
 
@@ -61,6 +61,12 @@ unit: venv
 
 notebooks: venv
 	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile notebooks --nbval-lax --nbval-current-env
+
+# The student edition of every notebook with exercises (otter assign): build/student/*.ipynb
+# (solutions removed, a self-check per exercise) and build/autograder/ (the notebooks with
+# solutions, and the zip that `otter run` grades submissions with). See docs/course.md.
+exercises: venv
+	$(PY) -m labkit.exercises notebooks build
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks
