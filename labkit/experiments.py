@@ -138,8 +138,11 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     Returns a JSON-ready dict: ``steps`` (list), ``memorization``, ``log_likelihood``,
     ``train_loss`` (lists, one per evaluation; the loss at step 0 is the first batch's),
     ``null_memorization``, ``reference_log_likelihood``, ``params``, ``n_total``,
-    ``wall_s``, and with ``keep_samples`` the final ``samples`` and the ``train`` set.
+    ``lipschitz_max`` / ``lipschitz_median`` (the spectral norm of the final network's score
+    Jacobian at t = 0.01 over 64 diffused training points), ``wall_s``, and with
+    ``keep_samples`` the final ``samples`` and the ``train`` set (rounded to 1e-4).
     """
+    from .capacity import _draw, lipschitz_constant
     from .data import with_duplicates
     from .metrics import memorization_ratio
     from .nets import ScoreMLP
@@ -185,16 +188,22 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     bounds = [0] + curve["steps"][1:]
     curve["train_loss"] = [float(np.mean(history.loss[max(a, 0):max(b, 1)]))
                            for a, b in zip([0] + bounds[:-1], bounds)]
+    # the spectral norm of the trained score's Jacobian at t = 0.01 over 64 diffused training
+    # points (see labkit.capacity.lipschitz_constant): what weight decay acts on
+    probe, _ = _draw(data, 64, 0.01, 0.01, g)
+    lip = lipschitz_constant(model.score, probe.to(dev), 0.01).cpu()
     out = {
         **curve,
+        "lipschitz_max": float(lip.max()),
+        "lipschitz_median": float(lip.median()),
         "null_memorization": memorization_ratio(fresh, data),
         "reference_log_likelihood": float(gmm.log_prob(fresh).mean()),
         "params": model.num_parameters(),
         "n_total": int(data.shape[0]),
     }
-    if keep_samples:
-        out["samples"] = last["samples"].tolist()
-        out["train"] = data.tolist()
+    if keep_samples:  # rounded to 1e-4: enough for a scatter plot, a quarter of the file size
+        out["samples"] = [[round(v, 4) for v in p] for p in last["samples"].tolist()]
+        out["train"] = [[round(v, 4) for v in p] for p in data.tolist()]
     out["wall_s"] = round(time.perf_counter() - start, 2)
     return out
 
@@ -310,6 +319,39 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "training-time law)",
     ),
 }
+
+# Fig. 2 (2-D, K = 4): one n, widths from 2 to 256, three seeds, trained 32,000 steps: twice the
+# study's budget at n = 16, where memorization still rose by 5-15 points per doubling of steps at
+# 16,000 (no plateau within reach on a CPU), so every width is far past its memorization time.
+_FIG2 = {"mixture": "gmm4", "dim": 2, "n": 16, "width": [2, 4, 8, 16, 64, 256], "steps": 32000,
+         **_STUDY_TRAIN}
+EXPERIMENTS["fig2"] = Experiment(
+    point_fn="labkit.experiments:mixture_curve",
+    grids=({**_FIG2, "seed": 0, "keep_samples": True}, {**_FIG2, "seed": [1, 2]}),
+    purpose="the paper's Fig. 2 at n = 16 on the 2-D toy: widths 2-256, 3 seeds, 32,000 steps "
+            "(samples kept for seed 0)",
+)
+
+# Fig. 3 at CPU scale (d = 8 unless said): 16,000 steps, the study's budget at n <= 32.
+_FIG3 = {"mixture": "paper", "steps": 16000, "seed": [0, 1, 2], **_STUDY_TRAIN}
+EXPERIMENTS["fig3"] = Experiment(
+    point_fn="labkit.experiments:mixture_curve",
+    grids=(
+        {**_FIG3, "dim": 8, "n": [16, 64, 256], "width": [16, 64, 256], "weight_decay": 0.0},  # 3a left, 3b width
+        {**_FIG3, "dim": [4, 16], "n": [16, 64], "width": 256, "weight_decay": 0.0},  # 3a right
+        {**_FIG3, "dim": 8, "n": [16, 256], "width": 256, "weight_decay": [0.1, 1.0]},  # 3b decay
+    ),
+    purpose="the paper's Fig. 3 at CPU scale: d = 8 (4 and 16 for the dimension panel), n = 16-256, "
+            "widths 16-256, weight decay 0-1, 3 seeds, 16,000 steps",
+)
+
+EXPERIMENTS["duplication"] = Experiment(
+    point_fn="labkit.experiments:mixture_curve",
+    grids=({**_FIG3, "dim": 8, "n": 64, "width": 256, "duplicate_fraction": [0.1, 0.3],
+            "duplicate_copies": 10},),
+    purpose="duplicated training points (10 copies of 10% or 30% of 64 points), d = 8, width 256, "
+            "3 seeds (0% is the matching Fig. 3 row)",
+)
 
 
 def experiment(name: str) -> Experiment:
