@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv assets browser book test unit notebooks exercises lab clean
+.PHONY: venv assets browser book test unit notebooks exercises results verify lab clean
 
 venv: $(STAMP)
 
@@ -47,11 +47,17 @@ browser: venv
 	  else echo "browser: chromium/chromedriver not found and cannot be installed here; the browser test will be skipped"; fi; }
 	@$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install -q "selenium>=4.20"
 
-# Execute every notebook at full size (in place), then render site/. BOOK_ARGS=--no-execute
-# renders the committed notebooks only.
+# Execute every notebook at full size (in place, runtimes into their metadata), then render
+# site/ with Sphinx + MyST-NB (docs/, execution off) and check its internal links.
+# BOOK_ARGS=--no-execute renders the committed notebooks only; other BOOK_ARGS (--jobs N,
+# --timeout S, notebook paths) go to scripts/execute_notebooks.py.
 BOOK_ARGS ?=
+SPHINXOPTS ?= -W --keep-going -q
 book: venv assets
-	$(PY) scripts/build_book.py $(BOOK_ARGS)
+	$(if $(filter --no-execute,$(BOOK_ARGS)),,$(PY) scripts/execute_notebooks.py $(filter-out --no-execute,$(BOOK_ARGS)))
+	$(VENV)/bin/sphinx-build -b html $(SPHINXOPTS) -d .cache/book-doctrees docs site
+	$(PY) scripts/check_links.py site
+	@echo "book written to site/: open $(CURDIR)/site/index.html, or serve it: $(PY) -m http.server --directory site 8000"
 
 test: venv assets browser
 	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
@@ -67,6 +73,17 @@ notebooks: venv
 # solutions, and the zip that `otter run` grades submissions with). See docs/course.md.
 exercises: venv
 	$(PY) -m labkit.exercises notebooks build
+
+# Every committed result set under results/, from scratch or resumed (rows already in a file are
+# kept). About 4 CPU-hours on one 2-core machine; `labkit results run NAME --device cuda` for a GPU.
+RESULTS_JOBS ?= 2
+results: venv
+	for name in training_time fig2 fig3 duplication table1; do \
+	  $(VENV)/bin/labkit results run $$name --n-jobs $(RESULTS_JOBS) || exit 1; done
+
+# Recompute one random row of every result set and compare (slow: a row is a whole training run).
+verify: venv
+	for f in results/*.json; do $(VENV)/bin/labkit verify $$f --rows 1 || exit 1; done
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

@@ -164,10 +164,7 @@ def run_results(name: str, out=None, *, device: str = "cpu", n_jobs: int = 1, li
     computing only rows the file lacks and rewriting it atomically after every finished row.
     ``n_jobs`` worker processes (joblib, one torch thread each); ``scheduler="tcp://HOST:PORT"``
     runs the rows on a Dask cluster instead. ``limit`` computes at most that many new rows."""
-    import joblib
-    import torch
 
-    from . import __version__
     from .experiments import experiment
 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
@@ -178,6 +175,19 @@ def run_results(name: str, out=None, *, device: str = "cpu", n_jobs: int = 1, li
     exp = experiment(name)
     spec, configs = _configs(name)
     path = Path(out) if out is not None else RESULTS_DIR / f"{name}.json"
+    lock = _lock(path)  # held until the function returns (closed in the finally below)
+    try:
+        return _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log)
+    finally:
+        lock.close()
+
+
+def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log) -> dict:
+    import joblib
+    import torch
+
+    from . import __version__
+
     done = {}
     if path.exists():
         old = load_results(path)
@@ -230,6 +240,21 @@ def run_results(name: str, out=None, *, device: str = "cpu", n_jobs: int = 1, li
         write()
     log(f"{name}: {len(done)} of {len(configs)} rows in {path} ({time.perf_counter() - start:.0f} s this run)")
     return load_results(path)
+
+
+def _lock(path: Path):
+    """An exclusive lock on ``path``'s sidecar ``.NAME.lock``: two processes computing the same
+    result set would each rewrite the file with only their own rows."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path.with_name(f".{path.name}.lock"), "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ValueError(f"{path} is being computed by another process; wait for it to finish") from None
+    return handle
 
 
 def _short(config: dict) -> str:

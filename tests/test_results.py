@@ -122,3 +122,14 @@ def test_results_table_reads_the_file_and_computes_only_what_it_lacks(tmp_path, 
     assert json.loads(out.read_text())["rows"] == data["rows"][:1]  # the committed file is never written
     with pytest.raises(ValueError, match="missing must be"):
         results.results_table("tiny_test", path=out, missing="ignore")
+
+
+def test_a_result_set_is_computed_by_one_process_at_a_time(tmp_path, tiny_experiment):
+    out = tmp_path / "tiny.json"
+    held = results._lock(out)  # another process computing the same file
+    try:
+        with pytest.raises(ValueError, match="another process"):
+            results.run_results("tiny_test", out, log=lambda m: None)
+    finally:
+        held.close()
+    assert len(results.run_results("tiny_test", out, log=lambda m: None)["rows"]) == 2
