@@ -207,12 +207,12 @@ def score_fields_figure(gmm, train: torch.Tensor, t: float = 0.1, lim: float = 4
         ax.scatter(train[:, 0], train[:, 1], s=14, c=PALETTE[3], edgecolor="white", linewidth=0.5,
                    zorder=3, label=f"training points (n={len(train)})")
         ax.set_title(name)
-    # One colour range for both panels, so one colour bar reads both.
-    low = min(float(q.get_array().min()) for q in fields)
-    high = max(float(q.get_array().max()) for q in fields)
+    # One colour range for both panels, so one colour bar reads both; its ends are the 2% and 98%
+    # quantiles, so that a near-zero score (the centre of a symmetric mixture) does not wash it out.
+    low, high = np.quantile(np.concatenate([np.asarray(q.get_array()) for q in fields]), [0.02, 0.98])
     for q in fields:
         q.set_clim(low, high)
-    fig.colorbar(fields[-1], ax=axes, shrink=0.8, label="$\\log_{10}$ |score|, both panels")
+    fig.colorbar(fields[-1], ax=axes, shrink=0.8, extend="both", label="$\\log_{10}$ |score|, both panels")
     axes[0].legend(loc="lower left", fontsize=8, framealpha=0.9)
     gap = loss_gap(gmm.score, train, t, num_noise=16, generator=torch.Generator().manual_seed(0))
     fig.suptitle(f"t = {t:g}: Loss-Gap$_t$ = E|emp - true|$^2$ = {gap.value:.3g}")

@@ -134,7 +134,9 @@ def test_checks_fail_on_wrong_answers_and_pass_on_solutions(stem, editions, tmp_
             solution.source, solution = PLANTED[match.group(1)], None
 
     run = nbformat.from_dict(student)
-    run.cells = head + planted + blank + solved
+    run.cells = [nbformat.from_dict(c) for c in head + planted + blank + solved]
+    for i, cell in enumerate(run.cells):
+        cell.id = f"cell-{i}"  # the three runs repeat cells: ids must stay unique
     results = run_checks(run, tmp_path, paths["student"].name)
     k = len(results) // 3
     assert k >= 3 and len(results) == 3 * k
