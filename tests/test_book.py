@@ -1,20 +1,24 @@
-"""Browser test of the HTML book: what a reader with no kernel and no network would see.
+"""The book (Sphinx + MyST-NB, docs/): a strict build, its links, and what a reader sees in a browser.
 
-The book is rendered from the committed notebooks (``build_book.py --no-execute``) into a
-temporary folder, served on 127.0.0.1 from a thread, and opened in headless Chromium. A small
-demo notebook with an explorer is also executed and rendered, so the kernel-free slider
-mechanism is checked even when no committed notebook has an explorer yet. On every page:
+The site is built from the committed notebooks with execution off (as ``make book
+BOOK_ARGS=--no-execute`` does) into a temporary folder, with ``-W --keep-going``: a broken
+docstring, cross-reference, citation or theorem label fails the test. Without a browser:
 
-- it loads with no console error and requests nothing outside 127.0.0.1 (the book is offline);
-- every image is decoded and visible (``naturalWidth > 0``, non-empty box);
-- formulas are typeset: MathJax output is present, no MathJax error, no raw ``$...$`` left;
-- every explorer renders, and moving its first slider changes the pixels of the displayed
-  figure (each further slider must switch to another frame).
+- every internal link and ``#fragment`` resolves (``scripts/check_links.py``, offline);
+- the API page documents every name in every labkit module's ``__all__``;
+- no page references a script, stylesheet or font outside the site.
 
-A full-page screenshot of each page goes to ``test-artifacts/book/``. Needs ``chromium`` and
-``chromedriver`` (``make browser`` installs them and selenium); skipped with a message where
-they are missing. Without a browser, one check still runs: each committed notebook is executed
-top to bottom with its widget state stored, i.e. it is what ``make book`` produces.
+In headless Chromium (``make browser``), with the site served on 127.0.0.1 and once from
+``file://``: every page loads with no console error and no request outside 127.0.0.1; every
+image decodes; MathJax typesets every formula; every explorer's slider switches its frame and
+the first slider changes the figure; the previous/next links chain every page in order; the
+offline search for ``empirical_score`` finds the API page; the API page shows
+``labkit.scores.empirical_score`` with its docstring. Full-page screenshots go to
+``test-artifacts/book/``.
+
+``LABKIT_BOOK_SITE=site`` checks an already built site (e.g. after ``make book``) instead of
+building one. Separately, ``scripts/execute_notebooks.py`` is run on a tiny notebook with an
+explorer: it must store the widget state and record the runtime.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
+import importlib
 import json
 import math
 import os
@@ -38,70 +43,115 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "scripts" / "build_book.py"
+sys.path.insert(0, str(ROOT / "scripts"))
+import check_links  # noqa: E402
+
 ARTIFACTS = ROOT / "test-artifacts" / "book"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CHROMIUM = next(filter(None, map(shutil.which, ["chromium", "chromium-browser", "google-chrome"])), None)
 CHROMEDRIVER = shutil.which("chromedriver")
+SPHINX = Path(sys.executable).with_name("sphinx-build")
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900"]
 PAGE_TIMEOUT = 60  # seconds for MathJax and the widget manager to finish on a busy 2-core machine
 
-DEMO_RENDER = '''\
-import matplotlib.pyplot as plt
-import numpy as np
-import labkit.plotting
-import labkit.widgets
-
-cfg = labkit.plotting.setup()
+# The reading order: the landing page, the lessons, the reference pages, the course guide.
+PAGES = ["index", *(f"notebooks/{path.stem}" for path in NOTEBOOKS),
+         "background", "paper-scale", "api", "bibliography", "course"]
 
 
-def render(t=0.1, n=50):
-    fig, ax = plt.subplots(figsize=(5, 3))
-    x = np.linspace(-3, 3, 200)
-    ax.plot(x, n * np.exp(-x**2 / (2 * t)))
-    ax.set(title=f"t = {t}, n = {n}", xlabel="x", ylabel="density")
-    return fig'''
-
-
-def write_demo(folder: Path) -> Path:
-    """A tiny lesson with inline and display math, a saved figure shown from markdown, and a
-    two-slider explorer."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_markdown_cell(
-            "# 99 Demo: an explorer without a kernel\n\nThe OU process "
-            "$X_t = \\alpha_t X_0 + \\sigma_t Z$ with $\\alpha_t = e^{-t/2}$ and\n\n"
-            "$$\\sigma_t^2 = 1 - e^{-t}.$$"),
-        nbformat.v4.new_code_cell(DEMO_RENDER),
-        nbformat.v4.new_code_cell('labkit.plotting.savefig(render(), "99_demo")'),
-        nbformat.v4.new_code_cell("labkit.widgets.explorer(render, t=[0.01, 0.1, 1.0], n=[50, 500])"),
-        nbformat.v4.new_markdown_cell("![the saved figure](../figures/99_demo.png)"),
-    ]
-    path = folder / "notebooks" / "99_demo.ipynb"
-    path.parent.mkdir(parents=True)
-    nbformat.write(nb, path)
-    return path
-
-
-def build(out: Path, notebooks: list[Path], execute: bool, figures: Path | None = None) -> None:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The book of the committed notebooks, built strictly (or ``$LABKIT_BOOK_SITE``)."""
+    if os.environ.get("LABKIT_BOOK_SITE"):
+        return Path(os.environ["LABKIT_BOOK_SITE"]).resolve()
+    tmp = tmp_path_factory.mktemp("book")
+    command = [str(SPHINX), "-b", "html", "-W", "--keep-going", "-q", "-d", str(tmp / "doctrees"),
+               str(ROOT / "docs"), str(tmp / "site")]
     env = {key: value for key, value in os.environ.items() if key != "LABKIT_FAST"}
-    if figures is not None:
-        env["LABKIT_FIGURES"] = str(figures)
-    command = [sys.executable, str(BUILD), "--out", str(out), *map(str, notebooks)]
-    if not execute:
-        command.insert(2, "--no-execute")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"build_book failed:\n{result.stdout}\n{result.stderr}"
-    assert (out / "index.html").is_file()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, f"sphinx-build -W failed:\n{result.stdout}\n{result.stderr}"
+    return tmp / "site"
+
+
+def test_every_page_is_built(site):
+    missing = [page for page in PAGES if not (site / f"{page}.html").is_file()]
+    assert not missing, f"pages not built: {missing}"
+    assert (site / "search.html").is_file() and (site / "searchindex.js").is_file()
+
+
+def test_internal_links_resolve(site):
+    broken, _ = check_links.check(site)
+    assert not broken, "broken internal links:\n" + "\n".join(broken[:20])
+
+
+def test_link_checker_finds_a_broken_link(tmp_path):
+    """The guard first fails on a site with a missing page and a missing anchor."""
+    (tmp_path / "index.html").write_text('<a href="a.html#x">a</a> <a href="gone.html">b</a> <a id="top"></a>')
+    (tmp_path / "a.html").write_text('<p id="y">a</p> <a href="index.html#top">back</a>'
+                                     ' <a href="https://example.org/">out</a>')
+    broken, external = check_links.check(tmp_path)
+    assert broken == ["index.html: a.html#x (no id 'x' in a.html)", "index.html: gone.html (no such file)"]
+    assert external == ["https://example.org/"]
+    (tmp_path / "a.html").write_text('<p id="x">a</p>')
+    (tmp_path / "gone.html").write_text("<p>here</p>")
+    assert check_links.check(tmp_path)[0] == []
+
+
+def test_nothing_is_loaded_from_outside_the_site(site):
+    """No script, stylesheet, image, font or iframe source points at another host."""
+    pattern = re.compile(r"<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)=[\"'](?:https?:)?//", re.I)
+    offenders = [str(page.relative_to(site)) for page in site.rglob("*.html")
+                 if "_static" not in page.parts and pattern.search(page.read_text(encoding="utf-8"))]
+    assert not offenders, f"pages that load from another host: {offenders}"
+    css = [str(path.relative_to(site)) for path in (site / "_static").rglob("*.css")
+           if re.search(r"@import\s+url\([\"']?https?:|url\([\"']?https?://[^)]*\.(?:woff2?|ttf|otf)",
+                        path.read_text(encoding="utf-8", errors="replace"))]
+    assert not css, f"stylesheets that fetch fonts or styles from a CDN: {css}"
+
+
+def labkit_modules() -> list[str]:
+    """Every public module of the package: ``labkit/*.py`` but ``__init__`` and ``_private``."""
+    return sorted(path.stem for path in (ROOT / "labkit").glob("*.py") if not path.stem.startswith("_"))
+
+
+def test_api_page_documents_every_public_name(site):
+    html = (site / "api.html").read_text(encoding="utf-8")
+    missing = []
+    for module in labkit_modules():
+        if f'id="module-labkit.{module}"' not in html:
+            missing.append(f"labkit.{module} (module)")
+            continue
+        for name in importlib.import_module(f"labkit.{module}").__all__:
+            if f'id="labkit.{module}.{name}"' not in html:
+                missing.append(f"labkit.{module}.{name}")
+    assert not missing, f"names in __all__ that docs/api.md does not document: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_committed_notebook_is_what_the_book_shows(path):
+    """Executed top to bottom (counts 1..N), no error output, widget state for every widget shown."""
+    nb = nbformat.read(path, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.strip()]
+    counts = [cell.get("execution_count") for cell in code]
+    assert counts == list(range(1, len(code) + 1)), \
+        f"{path.name} is not executed top to bottom in one fresh kernel (execution counts {counts}): run `make book`"
+    errors = [output.get("ename") for cell in code for output in cell.outputs if output.output_type == "error"]
+    assert not errors, f"{path.name} has error outputs: {errors}"
+    views = [output["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for cell in code
+             for output in cell.outputs if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    missing = [view for view in views if view not in widget_state(nb)]
+    assert not missing, f"{path.name} shows widgets whose state is not stored (the book cannot replay them)"
+
+
+def widget_state(nb) -> dict:
+    return nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
 
 
 def explorers_in(nb) -> int:
     """How many explorers the notebook displays, from its stored widget state."""
-    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
-    models = state.get("state", {})
+    models = widget_state(nb)
     count = 0
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -109,6 +159,42 @@ def explorers_in(nb) -> int:
             if view and "labkit-explorer" in models.get(view["model_id"], {}).get("state", {}).get("_dom_classes", []):
                 count += 1
     return count
+
+
+DEMO_RENDER = '''\
+import matplotlib.pyplot as plt
+import numpy as np
+import labkit.widgets
+
+
+def render(t=0.1, n=50):
+    fig, ax = plt.subplots(figsize=(4, 3))
+    x = np.linspace(-3, 3, 200)
+    ax.plot(x, n * np.exp(-x**2 / (2 * t)))
+    ax.set(title=f"t = {t}, n = {n}", xlabel="x", ylabel="density")
+    return fig'''
+
+
+def test_execute_notebooks_stores_widget_state_and_runtime(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(DEMO_RENDER),
+                nbformat.v4.new_code_cell("import os; print(os.environ.get('LABKIT_FAST', 'full size'))"),
+                nbformat.v4.new_code_cell("labkit.widgets.explorer(render, t=[0.01, 0.1], n=[50, 500])")]
+    path = tmp_path / "99_demo.ipynb"
+    nbformat.write(nb, path)
+    env = dict(os.environ, LABKIT_FAST="1")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "execute_notebooks.py"), str(path)],
+                            env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["labkit"]["runtime_s"] > 0
+    assert nb.cells[1].outputs[0]["text"].strip() == "full size", "the book must show full-size runs"
+    assert explorers_in(nb) == 1, "the executed notebook must store its explorer's widget state"
+
+
+# ---------------------------------------------------------------------------------------------
+# In the browser
 
 
 def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -122,23 +208,10 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 @pytest.fixture(scope="module")
-def books(tmp_path_factory):
-    """URLs of the book of the committed notebooks (None if there are none) and of the demo book."""
-    tmp = tmp_path_factory.mktemp("book")
-    servers = []
-    urls = {"book": None}
-    if NOTEBOOKS:
-        # The committed figures, not those a concurrent test run writes under $LABKIT_FIGURES.
-        build(tmp / "site", NOTEBOOKS, execute=False, figures=ROOT / "figures")
-        servers.append(serve(tmp / "site"))
-        urls["book"] = servers[-1][1]
-    demo = write_demo(tmp / "demo")
-    build(tmp / "demo" / "site", [demo], execute=True, figures=tmp / "demo" / "figures")
-    servers.append(serve(tmp / "demo" / "site"))
-    urls.update(demo=servers[-1][1], demo_notebook=demo)
-    yield urls
-    for server, _ in servers:
-        server.shutdown()
+def url(site):
+    server, address = serve(site)
+    yield address
+    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -163,35 +236,39 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-# Resolves once MathJax has typeset everything queued so far (the page queues its typeset on load).
+# Resolves once MathJax 3 has typeset the page (true), or at once where the page loads no MathJax.
 WAIT_MATHJAX = """
 const done = arguments[arguments.length - 1];
 const start = Date.now();
 (function poll() {
-  if (window.MathJax && MathJax.Hub && MathJax.isReady) { MathJax.Hub.Queue(() => done(true)); return; }
+  const loads = document.querySelector('script[src*="mathjax/tex-chtml.js"]');
+  if (!loads) { done(true); return; }
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done(true), () => done(false)); return; }
   if (Date.now() - start > %d) { done(false); return; }
   setTimeout(poll, 100);
 })();""" % (PAGE_TIMEOUT * 1000)
 
 PAGE_STATE = """
+const shown = el => !el.closest('details:not([open]), .toggle-hidden, [hidden], .dropdown:not(.toggle-shown)');
 const visible = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
 const textOutside = (root) => {
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {acceptNode: node =>
-    node.parentElement.closest('code, pre, script, style, .MathJax_Preview') ? NodeFilter.FILTER_REJECT
-                                                                           : NodeFilter.FILTER_ACCEPT});
+    node.parentElement.closest('code, pre, script, style, mjx-container, .cell_output')
+      ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
   let text = ''; while (walker.nextNode()) text += walker.currentNode.nodeValue; return text;
 };
+const article = document.querySelector('article.bd-article') || document.body;
 return {
   images: Array.from(document.images).map(img => ({src: img.currentSrc.slice(0, 80), complete: img.complete,
-                                                   width: img.naturalWidth, visible: visible(img)})),
-  math: document.querySelectorAll('.MathJax_CHTML, .mjx-chtml').length,
-  mathErrors: document.querySelectorAll('.mjx-merror, .MathJax_Error, .mjx-noError, .noError').length,
-  prose: Array.from(document.querySelectorAll('.jp-RenderedMarkdown, main.labkit-index, .labkit-index main'))
-              .map(textOutside).join('\\n'),
+                                                   width: img.naturalWidth, visible: !shown(img) || visible(img)})),
+  mathSource: document.querySelectorAll('.math').length,
+  math: document.querySelectorAll('mjx-container').length,
+  mathErrors: document.querySelectorAll('mjx-merror').length,
+  prose: textOutside(article),
   explorers: document.querySelectorAll('.labkit-explorer').length,
   pending: Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'))
               .filter(s => !s.parentElement.querySelector('.jupyter-widgets.widget-box, .jupyter-widgets.lm-Widget')).length,
-  height: document.documentElement.scrollHeight,
 };"""
 
 # A hash of the pixels of the one visible frame of an explorer (decoded from its blob URL).
@@ -208,10 +285,6 @@ let hash = 0; for (let k = 0; k < data.length; k += 3) hash = (Math.imul(hash, 3
 return {count: 1, src: img.src, hash: hash, width: img.naturalWidth};"""
 
 
-def has_math(nb_or_html: str) -> bool:
-    return re.search(r"\$[^$\s][^$]*\$", nb_or_html) is not None
-
-
 def poll(condition, timeout=PAGE_TIMEOUT, interval=0.2):
     end = time.monotonic() + timeout
     while True:
@@ -222,7 +295,7 @@ def poll(condition, timeout=PAGE_TIMEOUT, interval=0.2):
 
 
 def drain_logs(driver):
-    """Console errors and requests that left 127.0.0.1 since the last call."""
+    """Console errors, requests that left 127.0.0.1, and failed requests since the last call."""
     errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     external, failed, urls = set(), [], {}
     for entry in driver.get_log("performance"):
@@ -230,8 +303,8 @@ def drain_logs(driver):
         params = message["params"]
         if message["method"] == "Network.requestWillBeSent":
             urls[params["requestId"]] = params["request"]["url"]
-            url = urlparse(params["request"]["url"])
-            if url.scheme in ("http", "https", "ws", "wss") and url.hostname != "127.0.0.1":
+            address = urlparse(params["request"]["url"])
+            if address.scheme in ("http", "https", "ws", "wss") and address.hostname != "127.0.0.1":
                 external.add(params["request"]["url"])
         elif message["method"] == "Network.loadingFailed" and not params.get("canceled") \
                 and params["requestId"] in urls:  # not the browser's own start-up requests
@@ -254,24 +327,27 @@ def screenshot(driver, name: str, tile: int = 8000) -> None:
         (ARTIFACTS / (f"{name}.png" if k == 0 else f"{name}-{k + 1}.png")).write_bytes(base64.b64decode(shot["data"]))
 
 
-def check_page(driver, url: str, name: str, explorers: int, math: bool) -> None:
-    drain_logs(driver)
-    driver.get(url)
+def load(driver, address: str, name: str, explorers: int = 0) -> dict:
+    """Open ``address``; wait for MathJax and the widgets; check images and formulas."""
+    driver.get(address)
     assert driver.execute_async_script(WAIT_MATHJAX), f"{name}: MathJax did not finish typesetting"
     state = poll(lambda: (s := driver.execute_script(PAGE_STATE))["pending"] == 0
                  and s["explorers"] >= explorers and all(i["complete"] for i in s["images"]) and s)
     state = state or driver.execute_script(PAGE_STATE)
     assert state["pending"] == 0, f"{name}: {state['pending']} widget view(s) never rendered"
     assert state["explorers"] == explorers, f"{name}: {state['explorers']} explorers shown, {explorers} stored"
-
     broken = [image for image in state["images"] if not (image["complete"] and image["width"] > 0 and image["visible"])]
     assert not broken, f"{name}: images not decoded or not visible: {broken}"
-    if math:
+    if state["mathSource"]:
         assert state["math"] > 0, f"{name}: the page has formulas but MathJax typeset none"
     assert state["mathErrors"] == 0, f"{name}: {state['mathErrors']} formula(s) failed to typeset"
-    raw = re.findall(r"\$[^$\s][^$]{0,60}\$", state["prose"])
+    raw = re.findall(r"\$[^$\s][^$]{0,60}\$|\\\(.{0,60}?\\\)", state["prose"])
     assert not raw, f"{name}: raw LaTeX left in the text: {raw[:5]}"
+    return state
 
+
+def move_sliders(driver, name: str) -> None:
+    """Each slider of each explorer switches the frame; the first one changes the figure."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -288,53 +364,86 @@ def check_page(driver, url: str, name: str, explorers: int, math: bool) -> None:
             if s == 0:
                 assert after.get("hash") != before["hash"], f"{name}: explorer {k}: the figure did not change"
 
-    screenshot(driver, name)
+
+def assert_clean(driver, name: str) -> None:
     errors, external, failed = drain_logs(driver)
     assert not errors, f"{name}: console errors: {errors}"
     assert not external, f"{name}: the page reached outside 127.0.0.1 (the book must work offline): {external}"
     assert not failed, f"{name}: requests failed: {failed}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
-def test_notebook_page(browser, books, path):
-    nb = nbformat.read(path, as_version=4)
-    markdown = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
-    check_page(browser, f"{books['book']}/{path.stem}.html", path.stem, explorers_in(nb), has_math(markdown))
+def expected_explorers(page: str) -> int:
+    if page.startswith("notebooks/"):
+        return explorers_in(nbformat.read(ROOT / f"{page}.ipynb", as_version=4))
+    return 0
 
 
-def test_index_page(browser, books):
-    url = books["book"] or books["demo"]
-    check_page(browser, f"{url}/index.html", "index", explorers=0, math=True)
-    links = [a.get_attribute("href") for a in browser.find_elements("css selector", "a.labkit-card")]
-    stems = [path.stem for path in NOTEBOOKS] if books["book"] else ["99_demo"]
-    assert [urlparse(link).path.rsplit("/", 1)[-1] for link in links] == [f"{stem}.html" for stem in stems]
-    if books["book"]:  # a notebook that saved figures gets one on its card
-        with_figure = [bool(card.find_elements("css selector", "img"))
-                       for card in browser.find_elements("css selector", "a.labkit-card")]
-        assert with_figure == [any((ROOT / "figures").glob(f"{stem[:2]}_*.png")) for stem in stems]
+def test_the_committed_notebooks_have_explorers():
+    """The slider checks below need at least one stored explorer to mean anything."""
+    assert sum(explorers_in(nbformat.read(path, as_version=4)) for path in NOTEBOOKS) > 0
 
 
-def test_demo_explorer_works_without_a_kernel(browser, books):
-    nb = nbformat.read(books["demo_notebook"], as_version=4)
-    assert explorers_in(nb) == 1, "the executed demo must store its explorer's widget state"
-    assert nb.metadata["labkit"]["runtime_s"] > 0
-    check_page(browser, f"{books['demo']}/99_demo.html", "99_demo", explorers=1, math=True)
-    cards = browser.find_elements("css selector", ".labkit-nav a")
-    assert [a.text for a in cards] == ["labkit book"]
+@pytest.mark.parametrize("page", PAGES)
+def test_page_in_the_browser(browser, url, page):
+    name = page.replace("/", "_")
+    drain_logs(browser)
+    load(browser, f"{url}/{page}.html", name, expected_explorers(page))
+    move_sliders(browser, name)
+    screenshot(browser, name)
+    assert_clean(browser, name)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
-def test_committed_notebook_is_what_the_book_shows(path):
-    """Executed top to bottom (counts 1..N), no error output, widget state for every widget shown."""
-    nb = nbformat.read(path, as_version=4)
-    code = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.strip()]
-    counts = [cell.get("execution_count") for cell in code]
-    assert counts == list(range(1, len(code) + 1)), \
-        f"{path.name} is not executed top to bottom in one fresh kernel (execution counts {counts}): run `make book`"
-    errors = [output.get("ename") for cell in code for output in cell.outputs if output.output_type == "error"]
-    assert not errors, f"{path.name} has error outputs: {errors}"
-    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    views = [output["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for cell in code
-             for output in cell.outputs if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
-    missing = [view for view in views if view not in state]
-    assert not missing, f"{path.name} shows widgets whose state is not stored (the book cannot replay them)"
+def test_a_notebook_page_works_from_file_urls(browser, site):
+    """Opened straight from disk (``file://``): formulas, widgets and sliders still work."""
+    page = max((p for p in PAGES if p.startswith("notebooks/")), key=expected_explorers, default=None)
+    if page is None:
+        pytest.skip("no notebook pages")
+    drain_logs(browser)
+    load(browser, (site / f"{page}.html").as_uri(), f"file-{page}", expected_explorers(page))
+    move_sliders(browser, f"file-{page}")
+    assert_clean(browser, f"file-{page}")
+
+
+def test_previous_and_next_links_chain_every_page_in_order(browser, url):
+    from selenium.webdriver.common.by import By
+
+    def walk(start: str, selector: str) -> list[str]:
+        seen, address = [], f"{url}/{start}.html"
+        while address and len(seen) <= len(PAGES):
+            browser.get(address)
+            seen.append(urlparse(browser.current_url).path.lstrip("/").removesuffix(".html"))
+            links = browser.find_elements(By.CSS_SELECTOR, selector)
+            address = links[0].get_attribute("href") if links else None
+        return seen
+
+    assert walk(PAGES[0], "a.right-next") == PAGES
+    assert walk(PAGES[-1], "a.left-prev") == PAGES[::-1]
+    drain_logs(browser)
+
+
+def test_offline_search_finds_the_api_page(browser, url):
+    from selenium.webdriver.common.by import By
+
+    drain_logs(browser)
+    browser.get(f"{url}/search.html?q=empirical_score")
+    hits = poll(lambda: [a.get_attribute("href") for a in
+                         browser.find_elements(By.CSS_SELECTOR, "#search-results li a")] or None)
+    assert hits, "the search page listed no result for empirical_score"
+    assert any(urlparse(hit).path.endswith("/api.html") for hit in hits), hits
+    screenshot(browser, "search")
+    assert_clean(browser, "search")
+
+
+def test_api_page_shows_empirical_score_with_its_docstring(browser, url):
+    from selenium.webdriver.common.by import By
+
+    from labkit import scores
+
+    browser.get(f"{url}/api.html#labkit.scores.empirical_score")
+    signature = browser.find_element(By.ID, "labkit.scores.empirical_score")
+    assert "empirical_score" in signature.text and "train" in signature.text
+    body = signature.find_element(By.XPATH, "following-sibling::dd[1]").text
+    first_line = scores.empirical_score.__doc__.strip().splitlines()[0]
+    words = re.sub(r"[`*]", "", first_line).split()[:6]
+    assert " ".join(words) in " ".join(body.split()), (words, body[:300])
+    drain_logs(browser)
