@@ -43,6 +43,7 @@ __all__ = [
 _GROUP = 16  # reference points per group: the distance pass keeps one minimum per group
 _TILE = 1 << 18  # entries of one (chunk, block) distance tile: 1 MiB in float32, stays in L2
 _CHUNK = 128  # rows of x per chunk by default
+_BOOTSTRAP_BLOCK = 1 << 21  # resampled indices per block of bootstrap_interval: 16 MiB of int64
 
 
 def nearest_neighbors(x: torch.Tensor, ref: torch.Tensor, k: int = 2,
@@ -231,15 +232,32 @@ def memorization_ratio(samples: torch.Tensor, train: torch.Tensor, threshold: fl
 
 def bootstrap_interval(values: torch.Tensor, level: float = 0.95, num_resamples: int = 2000,
                        generator: torch.Generator | None = None) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (m,), e.g. memorized flags."""
+    """Percentile bootstrap interval of the mean of ``values`` (m,), e.g. memorized flags.
+
+    For 0/1 values (flags) a resample's mean is exactly ``Binomial(m, mean) / m``, so it is drawn
+    as one (memory O(num_resamples) whatever m); other values are resampled in blocks of about
+    2M indices, so memory stays near 50 MB instead of ``num_resamples x m`` indices.
+    """
     if not isinstance(values, torch.Tensor) or values.ndim != 1 or values.numel() == 0:
         raise ValueError("values must be a non-empty 1-d tensor")
     level = _checks.unit_interval(level, "level", closed_right=False)
     num_resamples = _checks.positive_int(num_resamples, "num_resamples")
     _checks.generator(generator)
     v = values.detach().double().cpu()
-    idx = torch.randint(0, v.numel(), (num_resamples, v.numel()), generator=generator)
-    means = v[idx].mean(1)
+    m = v.numel()
+    if ((v == 0) | (v == 1)).all():
+        count = torch.full((num_resamples,), float(m), dtype=torch.float64)
+        means = torch.binomial(count, torch.full_like(count, v.mean().item()), generator=generator) / m
+    else:
+        # Buffers reused block after block: fresh 16 MiB tensors per block can pile up in malloc.
+        rows = min(num_resamples, max(1, _BOOTSTRAP_BLOCK // m))
+        idx, picked = torch.empty(rows * m, dtype=torch.long), torch.empty(rows * m, dtype=torch.float64)
+        means = torch.empty(num_resamples, dtype=torch.float64)
+        for start in range(0, num_resamples, rows):
+            size = min(rows, num_resamples - start) * m
+            torch.randint(0, m, (size,), generator=generator, out=idx[:size])
+            torch.index_select(v, 0, idx[:size], out=picked[:size])
+            means[start:start + size // m] = picked[:size].view(-1, m).mean(1)  # (r,)
     lo, hi = torch.quantile(means, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
     return lo.item(), hi.item()
 

@@ -1,4 +1,8 @@
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -140,6 +144,48 @@ def test_bootstrap_interval_contains_mean(gen):
     p = flags.mean().item()
     se = math.sqrt(p * (1 - p) / 400)
     assert lo < p < hi and hi - lo == pytest.approx(2 * 1.96 * se, rel=0.2)
+
+
+BOOTSTRAP_MEMORY = textwrap.dedent("""
+    import resource, sys, torch
+    from labkit import metrics
+
+    g = torch.Generator().manual_seed(0)
+    values = torch.rand(50_000, generator=g, dtype=torch.float64)
+    values = (values < 0.3).double() if sys.argv[1] == "flags" else values
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    metrics.bootstrap_interval(values, generator=g)
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+""")
+
+
+@pytest.mark.parametrize("kind", ["flags", "values"])
+def test_bootstrap_interval_memory_on_50k_points(kind):
+    """Issue 12 item 6: a 2000 x m index took 1.5 GB at m = 50,000; the limit is 100 MB."""
+    out = subprocess.run([sys.executable, "-c", BOOTSTRAP_MEMORY, kind], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert int(out.stdout) < 100 * 2**20
+
+
+@pytest.mark.parametrize("p", [0.0, 0.03, 0.5, 1.0])
+def test_bootstrap_interval_of_flags_matches_the_binomial(gen, p):
+    """0/1 flags: the bootstrap mean is Binomial(m, p_hat) / m, whose quantiles scipy knows."""
+    from scipy.stats import binom
+
+    m = 2000
+    flags = torch.zeros(m, dtype=torch.bool)
+    flags[: round(p * m)] = True
+    lo, hi = metrics.bootstrap_interval(flags, num_resamples=4000, generator=gen)
+    exact_lo, exact_hi = binom.ppf([0.025, 0.975], m, flags.double().mean().item()) / m
+    assert lo == pytest.approx(exact_lo, abs=2e-3) and hi == pytest.approx(exact_hi, abs=2e-3)
+
+
+def test_bootstrap_interval_of_values_matches_brute_force(gen):
+    values = torch.randn(300, generator=gen, dtype=torch.float64).exp()
+    lo, hi = metrics.bootstrap_interval(values, num_resamples=4000, generator=torch.Generator().manual_seed(1))
+    idx = torch.randint(0, 300, (20000, 300), generator=torch.Generator().manual_seed(2))
+    brute = torch.quantile(values[idx].mean(1), torch.tensor([0.025, 0.975], dtype=torch.float64))
+    assert lo == pytest.approx(brute[0].item(), rel=0.03) and hi == pytest.approx(brute[1].item(), rel=0.03)
 
 
 def test_report_with_null_rate(gen):
