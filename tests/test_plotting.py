@@ -52,3 +52,25 @@ def test_score_fields_figure_renders():
     assert len(fig.axes) == 3  # two fields and the colour bar
     assert "Loss-Gap" in fig._suptitle.get_text()
     plt.close(fig)
+
+
+def test_score_fields_share_one_colour_range():
+    from labkit import data
+
+    gmm = data.toy_mixture("gmm4", dtype=torch.float64)
+    train = gmm.sample(10, generator=torch.Generator().manual_seed(0))
+    fig = plotting.score_fields_figure(gmm, train, t=0.05, grid=7)
+    true_field, empirical_field = (ax.collections[0] for ax in fig.axes[:2])
+    assert true_field.get_clim() == empirical_field.get_clim()
+    assert "both panels" in fig.axes[2].get_ylabel()
+    plt.close(fig)
+
+
+def test_sampling_figure_draws_paths_samples_and_title():
+    train = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    paths = torch.randn(11, 20, 2, generator=torch.Generator().manual_seed(1))  # (steps + 1, m, 2)
+    new, copies = torch.randn(20, 2), train.repeat(4, 1)
+    fig = plotting.sampling_figure(train, paths, new, copies, title="80% are copies", num_paths=3)
+    assert len(fig.axes) == 3 and fig._suptitle.get_text() == "80% are copies"
+    assert len(fig.axes[0].lines) == 3
+    plt.close(fig)
