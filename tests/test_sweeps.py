@@ -300,6 +300,85 @@ def test_failing_point_names_its_configuration(tmp_path, n_jobs):
     assert len(list((tmp_path / "f").glob("*.json"))) >= (2 if n_jobs == 1 else 0)
 
 
+# ----------------------------------------------------------------------------- a real Dask cluster
+
+def pure_square(x, offset=0):
+    return {"y": x * x + offset}
+
+
+def dies_once(x, marker):
+    """Kills the worker process that runs x = 5 the first time (a crash mid-sweep)."""
+    if x == 5 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return {"y": x * x}
+
+
+def test_dask_backend_without_a_cluster_says_how_to_get_one(tmp_path, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    from distributed import get_client
+
+    try:
+        get_client()
+        pytest.skip("a Dask client is already active in this process")
+    except ValueError:
+        pass
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with pytest.raises(ValueError, match="scheduler='tcp://HOST:PORT'"):
+        sweeps.run_sweep(pure_square, {"x": [1]}, name="d", cache=tmp_path, backend="dask", progress=False)
+    with pytest.raises(ValueError, match="needs backend='dask'"):
+        sweeps.run_sweep(pure_square, {"x": [1]}, name="d", cache=tmp_path, scheduler="tcp://127.0.0.1:1")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        yield cluster
+
+
+def test_dask_results_and_cache_equal_the_local_run(tmp_path, dask_cluster):
+    grid = {"x": [1, 2, 3, 4, 5, 6], "offset": [0, 10]}
+    local = sweeps.run_sweep(pure_square, grid, name="g", cache=tmp_path / "local", progress=False)
+    remote = sweeps.run_sweep(pure_square, grid, name="g", cache=tmp_path / "dask", backend="dask",
+                              scheduler=dask_cluster.scheduler_address, progress=False)
+    assert remote.rows == local.rows
+    read = lambda folder: {p.name: json.loads(p.read_text()) for p in (tmp_path / folder / "g").glob("*.json")}
+    assert read("dask") == read("local") and len(read("dask")) == 12  # same keys, same entries
+    # the active client is used when no scheduler is named; nothing is recomputed
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address) as client:
+        before = {p: p.stat().st_mtime_ns for p in (tmp_path / "dask" / "g").glob("*.json")}
+        again = sweeps.run_sweep(pure_square, {**grid, "x": [1, 2, 3, 4, 5, 6, 7]}, name="g",
+                                 cache=tmp_path / "dask", backend="dask", progress=False)
+        assert {p: p.stat().st_mtime_ns for p in before} == before
+        assert len(again) == 14 and again.where(x=7).column("y").tolist() == [49, 59]
+        assert client.status == "running"
+
+
+def test_dask_worker_killed_mid_sweep_loses_nothing(tmp_path, dask_cluster):
+    marker = tmp_path / "killed"
+    point_fn = functools.partial(dies_once, marker=str(marker))
+    grid = {"x": list(range(12))}
+    table = sweeps.run_sweep(point_fn, grid, name="k", cache=tmp_path, backend="dask",
+                             scheduler=dask_cluster.scheduler_address, progress=False)
+    assert marker.exists(), "a worker should have been killed"
+    assert table.column("y").tolist() == [x * x for x in range(12)]
+    assert len(list((tmp_path / "k").glob("*.json"))) == 12
+    CALLS.clear()
+    resumed = sweeps.run_sweep(point_fn, grid, name="k", cache=tmp_path, progress=False)  # all cached
+    assert resumed.rows == table.rows
+
+
+def test_dask_failing_point_names_its_configuration(tmp_path, dask_cluster):
+    with pytest.raises(RuntimeError, match=r"point \{'x': 3\} of boom failed"):
+        sweeps.run_sweep(boom, {"x": [1, 2, 3]}, name="f", cache=tmp_path, backend="dask",
+                         scheduler=dask_cluster.scheduler_address, progress=False)
+
+
 def test_table_helpers(tmp_path):
     table = sweeps.run_sweep(square, {"x": [1, 2], "offset": [0, 10]}, name="tb", cache=tmp_path, progress=False)
     assert len(table.where(offset=10)) == 2
