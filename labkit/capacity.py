@@ -9,8 +9,8 @@
   into the width at which the error first falls below a threshold (log-log interpolation).
   :func:`fit_point` is the sweep point used by notebook 02.
 - Lipschitz contrast. ``Hess log p_t = -I / sigma_t^2 + (alpha_t^2 / sigma_t^4) Cov[X_0 | X_t]``
-  (DESIGN.md section 2): :func:`empirical_hessian` and :func:`mixture_hessian` evaluate it in
-  closed form (checked against autograd by :func:`autograd_hessian`); :func:`lipschitz_constant`
+  (the book's Background page, ``docs/background.md``): :func:`empirical_hessian` and
+  :func:`mixture_hessian` evaluate it in closed form (checked against autograd by :func:`autograd_hessian`); :func:`lipschitz_constant`
   measures the largest Jacobian spectral norm of a trained score network.
 - Duplication. :func:`effective_sample_size` is Kish's ``(sum c)^2 / sum c^2`` over the
   multiplicities ``c`` of distinct training points: duplicates lower it.

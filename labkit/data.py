@@ -1,7 +1,7 @@
 """Ground-truth laws with exact diffused scores, 2-D toy sets, and duplicate handling.
 
 The lab's ground truth is a Gaussian mixture ``P = sum_k w_k N(mu_k, Sigma)`` with a shared
-covariance (DESIGN.md section 2). Diffused by the OU process it stays a mixture,
+covariance (notation: the book's Background page, ``docs/background.md``). Diffused by the OU process it stays a mixture,
 
     P_t = sum_k w_k N(alpha_t mu_k, C_t),   C_t = alpha_t^2 Sigma + sigma_t^2 I,
 

@@ -1,7 +1,7 @@
 """The empirical score: the closed-form global minimizer of the DSM loss, and its relatives.
 
 With training points ``x_1..x_n`` the empirical law is ``P^_t = (1/n) sum_i N(alpha_t x_i,
-sigma_t^2 I)`` and (DESIGN.md section 2)
+sigma_t^2 I)`` and (the book's Background page, ``docs/background.md``)
 
     D(x)              = sum_i w_i(x) x_i,   w = softmax_i(-||x - alpha_t x_i||^2 / (2 sigma_t^2))
     grad log p^_t(x)  = (alpha_t D(x) - x) / sigma_t^2                (Tweedie)
