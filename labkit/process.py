@@ -47,6 +47,15 @@ def alpha_sigma(t) -> tuple[torch.Tensor, torch.Tensor]:
     device and (floating) dtype; a Python float gives torch's default dtype (float32), so pass
     ``torch.tensor(t, dtype=torch.float64)`` when working in double precision. ``sigma_t`` is computed as ``sqrt(-expm1(-t))`` so it stays
     accurate at tiny ``t`` where ``1 - exp(-t)`` would cancel.
+
+    Example: the signal and noise levels always satisfy ``alpha_t^2 + sigma_t^2 = 1``.
+
+    >>> import torch
+    >>> alpha_t, sigma_t = alpha_sigma(torch.tensor([0.0, 1.0, 1e-8], dtype=torch.float64))
+    >>> alpha_t ** 2 + sigma_t ** 2
+    tensor([1., 1., 1.], dtype=torch.float64)
+    >>> print(f"{float(sigma_t[2]):.6g}")  # sigma_t ~ sqrt(t) at tiny t, with no cancellation
+    0.0001
     """
     t = _as_time(t)
     return torch.exp(-0.5 * t), torch.sqrt(-torch.expm1(-t))

@@ -6,7 +6,8 @@ docstring, cross-reference, citation or theorem label fails the test. Without a 
 
 - every internal link and ``#fragment`` resolves (``scripts/check_links.py``, offline);
 - the API page documents every name in every labkit module's ``__all__``;
-- no page references a script, stylesheet or font outside the site.
+- no page references a script, stylesheet or font outside the site;
+- every ``>>>`` example in labkit's docstrings runs as printed (stdlib doctest).
 
 In headless Chromium (``make browser``), with the site served on 127.0.0.1 and once from
 ``file://``: every page loads with no console error and no request outside 127.0.0.1; every
@@ -24,9 +25,11 @@ explorer: it must store the widget state and record the runtime.
 from __future__ import annotations
 
 import base64
+import doctest
 import functools
 import http.server
 import importlib
+import io
 import json
 import math
 import os
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -127,6 +131,31 @@ def test_api_page_documents_every_public_name(site):
             if f'id="labkit.{module}.{name}"' not in html:
                 missing.append(f"labkit.{module}.{name}")
     assert not missing, f"names in __all__ that docs/api.md does not document: {missing}"
+
+
+def run_docstring_examples(module) -> tuple[int, int, str]:
+    """(examples tried, failed, the report) of the ``>>>`` examples in ``module``'s docstrings."""
+    report = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in doctest.DocTestFinder(exclude_empty=True).find(module, module.__name__):
+        runner.run(test, out=report.write)
+    return runner.tries, runner.failures, report.getvalue()
+
+
+def test_docstring_examples_are_checked():
+    """The guard first: a wrong example fails, a right one passes."""
+    module = types.ModuleType("labkit_doctest_demo")
+    module.__doc__ = ">>> 1 + 1\n3\n"
+    assert run_docstring_examples(module)[:2] == (1, 1)
+    module.__doc__ = ">>> 1 + 1\n2\n"
+    assert run_docstring_examples(module)[:2] == (1, 0)
+
+
+@pytest.mark.parametrize("module", labkit_modules())
+def test_docstring_examples(module):
+    """Every ``>>>`` example in the docstrings (what the API page shows) runs as printed."""
+    tries, failures, report = run_docstring_examples(importlib.import_module(f"labkit.{module}"))
+    assert failures == 0, f"labkit.{module}: {failures} of {tries} docstring examples failed:\n{report}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
