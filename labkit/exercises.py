@@ -69,17 +69,20 @@ def runtime_line(nb) -> str:
     return f"{format_runtime(seconds)} at full size on a laptop CPU, measured when the book was built"
 
 
-def stamp_runtime(path: str | Path) -> bool:
+def stamp_runtime(path: str | Path, missing_ok: bool = False) -> bool:
     """Rewrite the runtime line of the notebook at ``path`` from its ``runtime_s``.
 
     The line sits in the first markdown cell between ``<!-- runtime -->`` and
-    ``<!-- /runtime -->``. Returns whether the file changed. Raises ``ValueError`` when the
-    first markdown cell has no such marks.
+    ``<!-- /runtime -->``. Returns whether the file changed. A notebook without the marks
+    raises ``ValueError``, or is left as it is when ``missing_ok`` (the book's executor, which
+    runs every notebook, passes it).
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     cell = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if cell is None or not RUNTIME_MARK.search(cell.source):
+        if missing_ok:
+            return False
         raise ValueError(f"{path}: the first markdown cell has no '<!-- runtime -->...<!-- /runtime -->' marks")
     source = RUNTIME_MARK.sub(lambda m: m.group(1) + runtime_line(nb) + m.group(3), cell.source, count=1)
     if source == cell.source:

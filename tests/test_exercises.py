@@ -166,6 +166,7 @@ def test_runtime_line_is_generated_from_the_measured_runtime(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(ValueError, match="runtime"):
         stamp_runtime(path)
+    assert not stamp_runtime(path, missing_ok=True)
     nb.cells[0].source = "# 99 · x\n\n**Time:** <!-- runtime -->3 minutes, typed<!-- /runtime -->"
     nb.metadata["labkit"] = {"runtime_s": 12.0}
     nbformat.write(nb, path)
