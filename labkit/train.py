@@ -12,7 +12,9 @@ still minimizes it, which is what drives memorization (Proposition 4.1).
 
 :func:`train` is a plain loop: shuffled mini-batches, Adam/AdamW/SGD, optional linear warm-up,
 gradient clipping and EMA, evaluation callbacks, a tqdm bar, and atomic, resumable
-checkpoints. Everything random comes from one ``generator``, so a fixed seed gives identical
+checkpoints. A checkpoint carries a fingerprint of its run (the data's shape and SHA-256, the
+model's class, config and parameter shapes, the loss function with its bound arguments such as
+the time sampler, and the step count) and resumes only the same run. Everything random comes from one ``generator``, so a fixed seed gives identical
 weights, and a run resumed from a checkpoint ends at exactly the weights of an uninterrupted
 one. Introduced in ``notebooks/01_estimation_separation.ipynb``.
 """
@@ -20,6 +22,10 @@ one. Introduced in ``notebooks/01_estimation_separation.ipynb``.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import hashlib
+import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -192,8 +198,9 @@ def load_checkpoint(path, model: nn.Module | None = None, use_ema: bool = False,
     """Read a checkpoint written by :func:`train` (``torch.load(..., weights_only=True)``).
 
     Returns the dict (keys ``model``, ``optimizer``, ``ema``, ``step``, ``generator``,
-    ``batches``, ``history``, ``config``). With ``model`` given, also loads the trained
-    weights into it (the EMA weights when ``use_ema``).
+    ``batches``, ``history``, ``config``, ``fingerprint``). With ``model`` given, also loads the
+    trained weights into it (the EMA weights when ``use_ema``), after checking that its class,
+    config and parameter shapes are the checkpoint's (ValueError naming what differs).
     """
     path = Path(path)
     if not path.is_file():
@@ -202,8 +209,82 @@ def load_checkpoint(path, model: nn.Module | None = None, use_ema: bool = False,
     if model is not None:
         if use_ema and ckpt["ema"] is None:
             raise ValueError("use_ema=True but this checkpoint was trained without ema_decay")
+        if "fingerprint" in ckpt:
+            _check_fingerprint(ckpt, {"model": _model_fingerprint(model)}, path, parts=("model",))
         model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
     return ckpt
+
+
+def _describe(obj, depth: int = 0):
+    """A JSON description of a loss function, a time sampler or a config, stable across runs:
+    functions by qualified name, partials with their bound arguments, dataclasses and plain
+    objects by class and attributes, tensors by shape, dtype and content hash."""
+    if depth > 6:
+        return repr(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [_describe(v, depth + 1) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _describe(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, torch.Tensor):
+        return {"shape": list(obj.shape), "dtype": str(obj.dtype), "sha256": _digest(obj)}
+    if isinstance(obj, functools.partial):
+        return {"function": _describe(obj.func, depth + 1), "args": _describe(list(obj.args), depth + 1),
+                **{k: _describe(v, depth + 1) for k, v in sorted(obj.keywords.items())}}
+    if inspect.isfunction(obj) or inspect.isbuiltin(obj) or inspect.ismethod(obj) or isinstance(obj, type):
+        return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if isinstance(obj, nn.Module):
+        return {"class": name}
+    if dataclasses.is_dataclass(obj):
+        return {"class": name, **{f.name: _describe(getattr(obj, f.name), depth + 1) for f in dataclasses.fields(obj)}}
+    if hasattr(obj, "__dict__"):
+        return {"class": name, **{k: _describe(v, depth + 1) for k, v in sorted(vars(obj).items())}}
+    return {"class": name}
+
+
+def _digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes (any dtype, any device)."""
+    raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+    return hashlib.sha256(raw.numpy().tobytes()).hexdigest()
+
+
+def _model_fingerprint(model: nn.Module) -> dict:
+    return {"class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "config": _describe(getattr(model, "config", None)),
+            "state": {k: list(v.shape) for k, v in model.state_dict().items()}}
+
+
+def _fingerprint(model: nn.Module, loss_fn, data: torch.Tensor, steps: int) -> dict:
+    """What a checkpoint must match to be resumed: data, model, loss (with its time sampler), steps."""
+    return {"data": {"shape": list(data.shape), "dtype": str(data.dtype), "sha256": _digest(data)},
+            "model": _model_fingerprint(model), "loss_fn": _describe(loss_fn), "steps": steps}
+
+
+def _differences(old, new, where: str = "") -> list[str]:
+    """``"path: old -> new"`` for every leaf where two fingerprints differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key, "(absent)"), new.get(key, "(absent)"), f"{where}.{key}" if where else str(key))
+        return out
+    if old == new:
+        return []
+    short = lambda v: (repr(v)[:60] + "...") if len(repr(v)) > 63 else repr(v)
+    return [f"{where}: {short(old)} -> {short(new)}"]
+
+
+def _check_fingerprint(ckpt: dict, fingerprint: dict, path: Path, parts=("data", "model", "loss_fn", "steps")) -> None:
+    old = ckpt.get("fingerprint")
+    if old is None:
+        raise ValueError(f"checkpoint {str(path)!r} has no fingerprint (written by labkit < 0.2), so it cannot be "
+                         "checked against this run; delete it to train again")
+    diffs = [d for part in parts for d in _differences({part: old.get(part)}, {part: fingerprint.get(part)})]
+    if diffs:
+        more = f"; and {len(diffs) - 6} more" if len(diffs) > 6 else ""
+        raise ValueError(f"checkpoint {str(path)!r} belongs to another run: " + "; ".join(diffs[:6]) + more
+                         + ". Delete it, or pass the data, model, loss_fn and steps it was written with")
 
 
 def _make_optimizer(name: str, params, lr: float, weight_decay: float, betas) -> torch.optim.Optimizer:
@@ -262,7 +343,10 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
     gives the same weights. ``checkpoint_path``: write model, optimizer, EMA, step, generator
     and batch state and history there atomically every ``checkpoint_every`` steps (default
     ``steps // 10``) and at the end; if the file exists the run resumes from it and finishes
-    with exactly the weights of an uninterrupted run. ``progress``: show a tqdm bar.
+    with exactly the weights of an uninterrupted run, provided it is the same run: a checkpoint
+    written for other data, another model (class, config, shapes), another loss function or
+    time sampler, or another ``steps`` raises a ValueError naming what differs. ``progress``:
+    show a tqdm bar.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -307,6 +391,7 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
     elif generator.device.type != device.type:
         raise ValueError(f"generator is on {generator.device} but the model is on {device}; "
                          "create the generator on the model's device")
+    fingerprint = _fingerprint(model, loss_fn, data, steps)
     data = data.to(device)
     opt = _make_optimizer(optimizer, params, lr, weight_decay, tuple(float(b) for b in betas))
     history = History()
@@ -322,6 +407,7 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     if path is not None and path.exists():
         ckpt = load_checkpoint(path, map_location=device)
+        _check_fingerprint(ckpt, fingerprint, path)
         if ckpt["config"] != config:
             raise ValueError(f"checkpoint {str(path)!r} was written with {ckpt['config']}, "
                              f"not {config}; delete it or pass the same settings")
@@ -341,7 +427,7 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "ema": None if history.ema is None else history.ema.state_dict(),
             "step": step, "generator": generator.get_state(), "batches": batches.state_dict(),
-            "history": history.state_dict(), "config": config}, path)
+            "history": history.state_dict(), "config": config, "fingerprint": fingerprint}, path)
 
     eval_model = history.ema if history.ema is not None else model
     if callbacks and step == 0:

@@ -141,16 +141,22 @@ def test_checkpoint_round_trip(tmp_path):
 def test_train_dit_is_deterministic_and_resumes(tmp_path):
     images = torch.rand(8, 1, 4, 4, generator=_gen(5)) * 2 - 1
 
-    def run(path=None, steps=6):
+    def run(path=None, steps=6, callbacks=()):
         model = DiT(PRESETS["tiny"], generator=_gen(0))
         train_dit(model, images, steps=steps, batch_size=4, lr=1e-3, generator=_gen(1), checkpoint_path=path,
-                  progress=False)
+                  callbacks=callbacks, eval_every=1, progress=False)
         return model
+
+    def crash_after_step_3(step, model):
+        if step == 4:
+            raise KeyboardInterrupt
 
     a, b = run(), run()
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
-    run(tmp_path / "ck.pt", steps=3)           # interrupted run ...
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "ck.pt", callbacks=[crash_after_step_3])  # interrupted run (checkpoint at step 3) ...
+    assert torch.load(tmp_path / "ck.pt", weights_only=True)["step"] == 3
     resumed = run(tmp_path / "ck.pt", steps=6)  # ... picked up from its checkpoint
     for pa, pr in zip(a.parameters(), resumed.parameters()):
         torch.testing.assert_close(pa, pr)

@@ -141,13 +141,9 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
     settings = dict(steps=23, weight_decay=0.1, ema_decay=0.9, warmup_steps=5, grad_clip=1.0)
     reference, ref_hist = fit(**settings)
 
-    calls = {"n": 0}
-
-    def crashing_loss(model, batch, generator=None):
-        calls["n"] += 1
-        if calls["n"] == 17:
+    def crash_at_step_17(step, model):  # a callback: the loss function is part of the fingerprint
+        if step == 17:
             raise Interrupt
-        return noise_loss()(model, batch, generator=generator)
 
     path = tmp_path / "ckpt.pt"
     net = ScoreMLP(2, 16, 2, generator=seeded(100))
@@ -155,7 +151,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
     common = dict(steps=23, batch_size=16, lr=1e-2, weight_decay=0.1, ema_decay=0.9, warmup_steps=5,
                   grad_clip=1.0, checkpoint_path=path, checkpoint_every=5, progress=False)
     with pytest.raises(Interrupt):
-        train(net, crashing_loss, data, generator=seeded(0), **common)
+        train(net, noise_loss(), data, generator=seeded(0), callbacks=[crash_at_step_17], eval_every=1, **common)
     assert load_checkpoint(path)["step"] == 15
     assert not (tmp_path / "ckpt.pt.tmp").exists()
 
@@ -174,6 +170,44 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
     assert again.loss == ref_hist.loss
     with pytest.raises(ValueError, match="checkpoint"):
         train(ScoreMLP(2, 16, 2), noise_loss(), data, generator=seeded(0), **{**common, "lr": 1e-3})
+
+
+def _checkpointed_run(tmp_path, **overrides):
+    settings = dict(net=ScoreMLP(2, 16, 2, generator=seeded(100)), loss=noise_loss(),
+                    data=torch.randn(50, 2, generator=seeded(7)), steps=6)
+    settings.update(overrides)
+    return train(settings["net"], settings["loss"], settings["data"], steps=settings["steps"], batch_size=16,
+                 lr=1e-2, generator=seeded(0), checkpoint_path=tmp_path / "ckpt.pt", progress=False)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(data=torch.randn(50, 2, generator=seeded(7)) * 10), r"data\.sha256"),
+    (dict(data=torch.randn(60, 2, generator=seeded(7))), r"data\.shape"),
+    (dict(steps=9), r"steps: 6 -> 9"),
+    (dict(loss=noise_loss(LogUniformTime(1e-3, 5.0))), r"loss_fn.*t_sampler.*t_min"),
+    (dict(loss=noise_loss(UniformTime(1e-2, 5.0))), r"loss_fn.*t_sampler.*UniformTime"),
+    (dict(net=ScoreMLP(2, 32, 2)), r"model\.config.*width: 16 -> 32"),
+    (dict(net=ScoreMLP(2, 16, 3)), r"model\.config.*depth"),
+])
+def test_checkpoint_of_another_run_is_refused_with_what_differs(tmp_path, change, match):
+    """Issue 12 item 3: a checkpoint must not resume on other data, steps, loss or model."""
+    _checkpointed_run(tmp_path)
+    again = _checkpointed_run(tmp_path)  # the same run resumes (here: is already done)
+    assert len(again.loss) == 6
+    with pytest.raises(ValueError, match=match):
+        _checkpointed_run(tmp_path, **change)
+
+
+def test_checkpoint_fingerprint_sees_a_model_of_another_class(tmp_path):
+    class OtherMLP(ScoreMLP):
+        pass
+
+    _checkpointed_run(tmp_path)
+    with pytest.raises(ValueError, match=r"model\.class"):
+        _checkpointed_run(tmp_path, net=OtherMLP(2, 16, 2))
+    with pytest.raises(ValueError, match=r"model.*width"):
+        load_checkpoint(tmp_path / "ckpt.pt", model=ScoreMLP(2, 32, 2))
+    load_checkpoint(tmp_path / "ckpt.pt", model=ScoreMLP(2, 16, 2))
 
 
 def test_callbacks_and_ema():
