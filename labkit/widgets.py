@@ -246,7 +246,7 @@ class Frame(widgets.Image):
 class Explorer(widgets.VBox):
     """The widget ``explorer`` returns: sliders above nested stacks of pre-rendered frames.
 
-    Python-side attributes (not synced to the browser) for tests and scripts:
+    Python-side attributes (not synced to the browser) for tests and scripts: ``render``,
     ``grids`` (name -> list of values), ``sliders`` (name -> ``SelectionSlider``),
     ``frames`` (tuple of value indices -> PNG bytes), ``stack`` (the outer ``Stack``) and
     ``links`` (the front-end ``jsdlink`` widgets). Each frame's ``Image.tooltip`` is its alt text.
@@ -353,7 +353,7 @@ def explorer(render: Callable[..., Figure], *, max_frames: int = MAX_FRAMES, dpi
     stack = build(0, ())
     box = Explorer(children=[*sliders.values(), stack])
     box.add_class("labkit-explorer")  # how the book's browser test finds explorers on a page
-    box.grids, box.sliders, box.frames, box.stack, box.links = grids, sliders, frames, stack, links
+    box.render, box.grids, box.sliders, box.frames, box.stack, box.links = render, grids, sliders, frames, stack, links
     return box
 
 
@@ -400,7 +400,8 @@ def _control(name: str, spec, default=inspect.Parameter.empty):
 class Live(widgets.interactive):
     """The widget ``live`` returns: its controls, then the ``Image`` of the current frame.
 
-    ``controls`` (name -> widget) and ``image`` are Python-side attributes for tests and scripts.
+    ``render``, ``controls`` (name -> widget) and ``image`` are Python-side attributes for tests
+    and scripts.
     """
 
     def __repr__(self) -> str:
@@ -432,11 +433,6 @@ def live(render: Callable[..., Figure], *, dpi: float = 90, colors: int | None =
     defaults = _defaults(render)
     controls = {name: _control(name, spec, defaults.get(name, inspect.Parameter.empty))
                 for name, spec in ranges.items()}
-    style = _label_style(ranges)
-    for control in controls.values():
-        if isinstance(control, DescriptionWidget):
-            control.layout.width = SLIDER_WIDTH
-            control.style.description_width = style["description_width"]
     # align_self: a flex item of the panel would otherwise stretch to the output's full width.
     image = Frame(format="png", layout=widgets.Layout(max_width="100%", height="auto",
                                                               align_self="flex-start"))
@@ -451,13 +447,17 @@ def live(render: Callable[..., Figure], *, dpi: float = 90, colors: int | None =
         with image.hold_sync():  # one message: the page never shows the new alt over the old frame
             image.tooltip, image.value = alt, png
 
-    panel = Live(show, **controls)
-    for name, control in controls.items():
-        if isinstance(control, DescriptionWidget) and control.tooltip is None:
-            control.tooltip = control.description or name  # else the label's title reads "null"
+    panel = Live(show, **controls)  # gives each control without a description its name
+    labelled = [control for control in controls.values() if isinstance(control, DescriptionWidget)]
+    style = _label_style([control.description for control in labelled])
+    for control in labelled:
+        control.layout.width = SLIDER_WIDTH
+        control.style.description_width = style["description_width"]
+        if control.tooltip is None:
+            control.tooltip = control.description  # else the label's title reads "null"
     panel.children = (*panel.children, image)
     panel.add_class("labkit-live")
-    panel.controls, panel.image = controls, image
+    panel.render, panel.controls, panel.image = render, controls, image
     return panel
 
 

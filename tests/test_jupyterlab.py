@@ -1,18 +1,19 @@
 """The widgets in a real JupyterLab with a live kernel, driven by headless Chromium.
 
-What a student meets: ``notebooks/00_primer.ipynb`` (a temporary copy, with a ``live()`` cell
-and a probe cell appended) is opened in JupyterLab, served on 127.0.0.1 at a free port with a
-token and ``LABKIT_FAST=1`` in the server's (hence the kernel's) environment. All cells are run
-through the UI (``notebook:run-all-cells`` via ``window.jupyterapp``), then:
+What a student meets: a temporary copy of ``notebooks/00_primer.ipynb``, with two cells
+appended (a ``live()`` panel over its explorer's render function, and a probe), is opened in
+JupyterLab, served on 127.0.0.1 at a free port with a token and ``LABKIT_FAST=1`` in the
+server's (hence the kernel's) environment. All cells are run through the UI
+(``notebook:run-all-cells`` via ``window.jupyterapp``), then:
 
 - the explorer's first slider and the live panel's first slider are moved with the arrow keys
   (after ``widgets.SLIDER_NAMES_JS`` has named every handle after its label, as the book does);
 - each displayed image's bytes must be the frame the kernel holds for the new position (the
   probe cell, run again through the UI, reports the kernel's side: slider positions, the
   SHA-256 of every explorer frame, of the live image and of a fresh render at the live values);
-- every image shows at its own pixel size with its alt text as ``title``, the tracks of the
-  sliders of one widget line up, and every handle has its parameter's name as accessible name
-  (from Chromium's accessibility tree).
+- every image shows at its own pixel size (or the output's width, if less) with its alt text
+  as ``title``, the tracks of the sliders of one widget line up, and every handle has its
+  parameter's name as accessible name (from Chromium's accessibility tree).
 
 The server is then shut down through its API; the test asserts that no kernel and no process
 started for it (server, kernel, browser) is left. Needs ``chromium`` and ``chromedriver``
@@ -47,15 +48,21 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000"]
 TIMEOUT = 180  # seconds for the server, the page and running every cell on a busy 2-core machine
 
+# A live() panel over the notebook's first explorer's render function, on log-spaced sliders
+# spanning that explorer's numeric grids (so the test does not depend on the notebook's names).
 LIVE_CELL = """\
-panel = widgets.live(render_fields, t=widgets.live.log(0.001, 2.0), n=widgets.live.log(5, 200), dpi=60)
+import labkit.widgets
+
+box = next(value for value in Out.values() if isinstance(value, labkit.widgets.Explorer))
+ranges = {name: labkit.widgets.live.log(min(grid), max(grid))
+          if len(grid) > 1 and all(isinstance(v, (int, float)) and v > 0 for v in grid) else grid
+          for name, grid in box.grids.items()}
+panel = labkit.widgets.live(box.render, dpi=60, **ranges)
 panel"""
 
 PROBE_CELL = """\
 import hashlib, json, os
-from labkit.widgets import Explorer
 
-box = next(value for value in Out.values() if isinstance(value, Explorer))
 sha = lambda data: hashlib.sha256(data).hexdigest()
 values = {name: control.value for name, control in panel.controls.items()}
 probe = {
@@ -65,7 +72,7 @@ probe = {
                  "alt": box.frame_at().tooltip},
     "live": {"names": list(panel.controls), "values": values, "options": [list(c.options) for c in panel.controls.values()],
              "shown": sha(panel.image.value), "alt": panel.image.tooltip,
-             "fresh": sha(widgets.figure_png(render_fields(**values), dpi=60, colors=256))},
+             "fresh": sha(labkit.widgets.figure_png(panel.render(**values), dpi=60, colors=256))},
 }
 with open(os.environ["LABKIT_PROBE"], "w") as file:
     json.dump(probe, file)"""
@@ -295,6 +302,7 @@ def test_widgets_in_jupyterlab(tmp_path):
         pytest.skip("JupyterLab test skipped: no chromium/chromedriver on PATH (run `make browser` as root "
                     "on Debian/Ubuntu to install them)")
     pytest.importorskip("selenium", reason="JupyterLab test skipped: selenium is not installed (run `make browser`)")
+    pytest.importorskip("jupyterlab", reason="JupyterLab test skipped: jupyterlab is not installed (`make venv`)")
     from selenium.webdriver.common.by import By
 
     folder = tmp_path / "lab"

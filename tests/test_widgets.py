@@ -327,4 +327,5 @@ def test_sliders_have_their_name_as_label_and_tooltip():
     assert [(s.description, s.tooltip) for s in box.sliders.values()] == [("t", "t"), ("n", "n")]
     panel = live(render, dpi=DPI, t=(0.1, 1.0), n=widgets.IntSlider(min=1, max=9, description="samples"))
     assert [(c.description, c.tooltip) for c in panel.controls.values()] == [("t", "t"), ("samples", "samples")]
+    assert {c.style.description_width for c in panel.controls.values()} == {"9ch"}  # "samples" fits
     assert "aria-labelledby" in SLIDER_NAMES_JS and ".noUi-handle" in SLIDER_NAMES_JS  # used by the book
