@@ -62,6 +62,10 @@ __all__ = [
     "crossing_step",
     "training_times",
     "power_law",
+    "seed_interval",
+    "at_end",
+    "paired_difference",
+    "time_table",
     "regime",
     "Experiment",
     "EXPERIMENTS",
@@ -262,6 +266,62 @@ def power_law(ns, taus, level: float = 0.95) -> dict:
             "intercept": float(fit.intercept), "points": len(pairs)}
 
 
+def seed_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: the mean of per-seed values with its Student-t interval at ``level``
+    (``lo = hi = mean`` for a single value). Use it on paired differences to test a claim."""
+    from scipy import stats
+
+    v = np.asarray([float(x) for x in values], dtype=float)
+    if v.size == 0 or not np.isfinite(v).all():
+        raise ValueError(f"values must be finite numbers, at least one, got {list(values)}")
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return mean, mean - half, mean + half
+
+
+def at_end(rows):
+    """The rows of training curves with each curve (``memorization``, ``log_likelihood``,
+    ``train_loss``) replaced by its last evaluation, as a :class:`labkit.sweeps.Table`."""
+    from .sweeps import Table
+
+    keys = ("memorization", "log_likelihood", "train_loss")
+    return Table([{**r, **{k: r[k][-1] for k in keys if isinstance(r.get(k), list)}} for r in rows])
+
+
+def paired_difference(rows, key: str, a: dict, b: dict, level: float = 0.95) -> dict:
+    """The per-seed difference ``key(a) - key(b)`` between two settings (``a``, ``b``: dicts of
+    config values), paired on the seed, with its t-interval: ``{"mean", "lo", "hi", "seeds",
+    "verdict"}``; the verdict is ``"positive"`` / ``"negative"`` when the interval excludes 0 on
+    that side, else ``"unresolved"``."""
+    def pick(where):
+        return {r["seed"]: r[key] for r in rows if all(r.get(k) == v for k, v in where.items())}
+
+    left, right = pick(a), pick(b)
+    seeds = sorted(set(left) & set(right))
+    if not seeds:
+        raise ValueError(f"no seed has both {a} and {b}")
+    mean, lo, hi = seed_interval([left[s] - right[s] for s in seeds], level)
+    verdict = "positive" if lo > 0 else "negative" if hi < 0 else "unresolved"
+    return {"mean": mean, "lo": lo, "hi": hi, "seeds": seeds, "verdict": verdict}
+
+
+def time_table(rows, **where) -> dict:
+    """``{n: {"tau_gen": [...], "tau_mem": [...], "seeds": [...]}}`` over the training-time rows
+    matching ``where`` (e.g. ``mixture="gmm4", width=256``), one entry per seed."""
+    out = {}
+    for row in rows:
+        if any(row.get(k) != v for k, v in where.items()):
+            continue
+        entry = out.setdefault(row["n"], {"tau_gen": [], "tau_mem": [], "seeds": []})
+        times = training_times(row)
+        entry["tau_gen"].append(times["tau_gen"])
+        entry["tau_mem"].append(times["tau_mem"])
+        entry["seeds"].append(row["seed"])
+    return dict(sorted(out.items()))
+
+
 def regime(row: dict, at: int = -1) -> str:
     """The declared Fig. 2 label of a run at evaluation ``at`` (default: the last one):
     ``"failing"`` when the samples are more than 1 nat less likely than fresh draws,
@@ -320,16 +380,17 @@ EXPERIMENTS: dict[str, Experiment] = {
     ),
 }
 
-# Fig. 2 (2-D, K = 4): one n, widths from 2 to 256, three seeds, trained 32,000 steps: twice the
-# study's budget at n = 16, where memorization still rose by 5-15 points per doubling of steps at
-# 16,000 (no plateau within reach on a CPU), so every width is far past its memorization time.
-_FIG2 = {"mixture": "gmm4", "dim": 2, "n": 16, "width": [2, 4, 8, 16, 64, 256], "steps": 32000,
-         **_STUDY_TRAIN}
+# Fig. 2 (2-D, K = 4): widths from 2 to 256, three seeds, trained 32,000 steps: twice the study's
+# budget at n = 16-32, where memorization still rose by 5-15 points per doubling of steps at 16,000
+# (no plateau within reach on a CPU), so every width is far past its memorization time. Stage 1:
+# n = 16; stage 2, added after stage 1 showed no generalizing width at n = 16: n = 32.
+_FIG2 = {"mixture": "gmm4", "dim": 2, "width": [2, 4, 8, 16, 64, 256], "steps": 32000, **_STUDY_TRAIN}
 EXPERIMENTS["fig2"] = Experiment(
     point_fn="labkit.experiments:mixture_curve",
-    grids=({**_FIG2, "seed": 0, "keep_samples": True}, {**_FIG2, "seed": [1, 2]}),
-    purpose="the paper's Fig. 2 at n = 16 on the 2-D toy: widths 2-256, 3 seeds, 32,000 steps "
-            "(samples kept for seed 0)",
+    grids=({**_FIG2, "n": 16, "seed": 0, "keep_samples": True}, {**_FIG2, "n": 16, "seed": [1, 2]},
+           {**_FIG2, "n": 32, "seed": 0, "keep_samples": True}, {**_FIG2, "n": 32, "seed": [1, 2]}),
+    purpose="the paper's Fig. 2 on the 2-D toy: n = 16 (stage 1) and 32 (stage 2), widths 2-256, "
+            "3 seeds, 32,000 steps (samples kept for seed 0)",
 )
 
 # Fig. 3 at CPU scale (d = 8 unless said): 16,000 steps, the study's budget at n <= 32.

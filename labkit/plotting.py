@@ -39,6 +39,8 @@ __all__ = [
     "score_field",
     "score_fields_figure",
     "sampling_figure",
+    "training_curves",
+    "memorization_time_figure",
 ]
 
 # Okabe-Ito: distinguishable under the common forms of colour blindness.
@@ -242,5 +244,67 @@ def sampling_figure(train: torch.Tensor, paths: torch.Tensor, new: torch.Tensor,
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$")
     axes[0].set_ylabel("$x_2$")
     axes[2].legend(loc="lower left", fontsize=8, framealpha=0.9)
+    fig.suptitle(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Notebook 02: the training-time study (one function per figure family)
+
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+_DASHES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
+
+
+def training_curves(axes, rows, ns, key: str = "memorization"):
+    """Draw one panel family of the training-time study on ``axes`` (two axes): the memorization
+    excess over the null rate and the log-likelihood gap to fresh draws against training steps,
+    one colour, marker and line style per n, the mean over seeds with a band from the lowest to
+    the highest seed. ``rows``: training-time rows (dicts) of one mixture and width."""
+    ax_mem, ax_ll = axes
+    for i, n in enumerate(ns):
+        runs = [r for r in rows if r["n"] == n]
+        if not runs:
+            continue
+        steps = np.asarray(runs[0]["steps"][1:], dtype=float)
+        k = len(steps)
+        mem = np.array([np.asarray(r["memorization"][1:k + 1]) - r["null_memorization"] for r in runs])
+        gap = np.array([np.asarray(r["log_likelihood"][1:k + 1]) - r["reference_log_likelihood"] for r in runs])
+        style = dict(color=PALETTE[i % len(PALETTE)], ls=_DASHES[i % len(_DASHES)], marker=_MARKERS[i % len(_MARKERS)],
+                     ms=3, lw=1.5, markevery=2)
+        for ax, values in ((ax_mem, mem), (ax_ll, gap)):
+            ax.plot(steps, values.mean(0), label=f"n = {n}", **style)
+            ax.fill_between(steps, values.min(0), values.max(0), color=style["color"], alpha=0.15, lw=0)
+    ax_mem.axhline(0.10, color="0.4", lw=0.8, ls=":")
+    ax_ll.axhline(-0.25, color="0.4", lw=0.8, ls=":")
+    ax_mem.set(xscale="log", xlabel="training step", ylabel="memorization minus null rate", ylim=(-0.1, 1.0))
+    ax_ll.set(xscale="log", xlabel="training step", ylabel="log-likelihood minus fresh data (nats)",
+              ylim=(-3.0, 0.6))
+
+
+def memorization_time_figure(times: dict, fits: dict, title: str):
+    """Memorization and generalization times against n (log-log), one point per seed, with the
+    fitted power law of each and a slope-1 guide (Bonnaire et al.'s linear law) through the
+    memorization times. ``times``: ``{label: {n: {"tau_mem": [...], "tau_gen": [...]}}}``;
+    ``fits``: ``{label: experiments.power_law(...) of tau_mem}``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(times), figsize=(5.2 * len(times), 4.0), layout="constrained", squeeze=False)
+    for ax, (label, table) in zip(axes[0], times.items()):
+        ns = np.array(sorted(table), dtype=float)
+        for key, color, marker, name in (("tau_mem", PALETTE[3], "o", "memorization time"),
+                                         ("tau_gen", PALETTE[0], "s", "generalization time")):
+            xs = [n for n in table for v in table[n][key] if v is not None]
+            ys = [v for n in table for v in table[n][key] if v is not None]
+            ax.scatter(xs, ys, color=color, marker=marker, alpha=0.8, label=name, zorder=3)
+        fit = fits.get(label)
+        if fit is not None:
+            ax.plot(ns, np.exp(fit["intercept"]) * ns ** fit["slope"], color=PALETTE[3],
+                    label=f"fit: slope {fit['slope']:.2f} [{fit['lo']:.2f}, {fit['hi']:.2f}]")
+            mid = np.exp(fit["intercept"]) * np.exp(np.log(ns).mean()) ** fit["slope"]
+            ax.plot(ns, mid * ns / np.exp(np.log(ns).mean()), "k:", lw=1, label="slope 1 (linear in n)")
+        ax.set(xscale="log", yscale="log", xlabel="training points n", ylabel="training step", title=label)
+        ax.set_xticks(ns, [f"{n:.0f}" for n in ns])
+        ax.minorticks_off()
+        ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(title)
     return fig

@@ -137,3 +137,26 @@ def test_table1_seed_runs_every_arm_and_its_probe_prefix_is_exact(tmp_path, monk
     k = len(short["probe_steps"])
     assert set(short) == {"probe_steps", "probe_memorization", "null_memorization"}
     assert short["probe_memorization"] == row["probe_memorization"][:k]
+
+
+def test_seed_interval_is_a_t_interval():
+    mean, lo, hi = experiments.seed_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and hi - mean == pytest.approx(4.302653 * 1.0 / 3**0.5, rel=1e-5)
+    assert experiments.seed_interval([5.0]) == (5.0, 5.0, 5.0)
+    with pytest.raises(ValueError, match="finite"):
+        experiments.seed_interval([1.0, float("nan")])
+
+
+def test_paired_difference_pairs_on_the_seed_and_gives_a_verdict():
+    rows = [{"seed": s, "width": w, "m": m} for s, (a, b) in enumerate([(0.5, 0.1), (0.6, 0.2), (0.7, 0.2)])
+            for w, m in ((256, a), (16, b))]
+    diff = experiments.paired_difference(rows, "m", {"width": 256}, {"width": 16})
+    assert diff["seeds"] == [0, 1, 2] and diff["mean"] == pytest.approx(0.433333, rel=1e-5)
+    assert diff["verdict"] == "positive"
+    assert experiments.paired_difference(rows, "m", {"width": 16}, {"width": 256})["verdict"] == "negative"
+    noisy = rows + [{"seed": 3, "width": 256, "m": 0.0}, {"seed": 3, "width": 16, "m": 0.9}]
+    assert experiments.paired_difference(noisy, "m", {"width": 256}, {"width": 16})["verdict"] == "unresolved"
+    with pytest.raises(ValueError, match="no seed"):
+        experiments.paired_difference(rows, "m", {"width": 64}, {"width": 16})
+    end = experiments.at_end([{"memorization": [0.1, 0.4], "log_likelihood": [-9.0, -3.0], "n": 4}])
+    assert end[0]["memorization"] == 0.4 and end[0]["n"] == 4
