@@ -98,6 +98,29 @@ def choice(v, name: str, allowed: tuple[str, ...]) -> str:
     return v
 
 
+def device(value, name: str = "device") -> torch.device:
+    """Check a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``) and
+    return it as a ``torch.device``. A device this torch build or machine cannot use raises a
+    ValueError that says why (instead of torch's AssertionError at the first allocation)."""
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:0', got {value!r}") from exc
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise ValueError(f"{name} {value} requested but this torch build has no CUDA (torch {torch.__version__}); "
+                             "use cpu, or install a CUDA build of torch")
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {value} requested but no CUDA device is visible (torch.cuda.is_available() "
+                             "is False: check the driver and CUDA_VISIBLE_DEVICES); use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {value} requested but this machine has {torch.cuda.device_count()} "
+                             f"CUDA device(s), numbered from 0")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} {value} requested but MPS is not available on this machine; use cpu")
+    return dev
+
+
 def broadcast_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Shape a 0-d or (m,) time so it broadcasts against x of shape (m, ...)."""
     return t if t.ndim == 0 else t.reshape(-1, *([1] * (x.ndim - 1)))  # (m, 1, ..., 1)

@@ -33,15 +33,22 @@ class GaussianMixture:
     """``sum_k w_k N(mu_k, Sigma)`` with a shared covariance and exact diffused quantities.
 
     Args:
-        means: (K, d) component means (floating tensor; its dtype is the mixture's dtype).
-        cov: a positive float (``Sigma = cov * I``) or a (d, d) symmetric positive-definite matrix.
-        weights: (K,) non-negative weights summing to 1, or None for equal weights.
+        means: (K, d) component means: a floating tensor (its dtype is the mixture's dtype) or an
+            array-like (numpy array, nested lists), converted as ``torch.as_tensor`` does (integers
+            become torch's default float dtype).
+        cov: a positive number (``Sigma = cov * I``) or a (d, d) symmetric positive-definite
+            matrix (tensor or array-like).
+        weights: (K,) non-negative weights summing to 1 (tensor or array-like), or None for
+            equal weights.
     """
 
-    def __init__(self, means: torch.Tensor, cov=1.0, weights: torch.Tensor | None = None):
-        self.means = _checks.points(means, "means")
+    def __init__(self, means, cov=1.0, weights=None):
+        self.means = means = _checks.points(_as_float_tensor(means, "means"), "means")
         k, d = means.shape
-        if isinstance(cov, torch.Tensor) and cov.ndim > 0:
+        cov = _as_float_tensor(cov, "cov") if not isinstance(cov, (int, float)) else cov
+        if isinstance(cov, torch.Tensor) and cov.ndim == 0:
+            cov = cov.item()
+        if isinstance(cov, torch.Tensor):
             if cov.shape != (d, d):
                 raise ValueError(f"cov must be a float or a ({d}, {d}) matrix, got shape {tuple(cov.shape)}")
             c64 = cov.detach().to(torch.float64)
@@ -59,8 +66,9 @@ class GaussianMixture:
         if weights is None:
             weights = torch.full((k,), 1.0 / k, dtype=torch.float64)
         else:
-            if not isinstance(weights, torch.Tensor) or weights.shape != (k,):
-                raise ValueError(f"weights must be a tensor of shape ({k},), got {getattr(weights, 'shape', weights)}")
+            weights = _as_float_tensor(weights, "weights")
+            if weights.shape != (k,):
+                raise ValueError(f"weights must be a tensor of shape ({k},), got shape {tuple(weights.shape)}")
             weights = weights.detach().to(torch.float64)
             if not torch.isfinite(weights).all() or (weights < 0).any():
                 raise ValueError("weights must be finite and non-negative")
@@ -149,6 +157,20 @@ class GaussianMixture:
         from .process import denoiser_from_score
 
         return denoiser_from_score(self.score(x, t), x, t)
+
+
+def _as_float_tensor(value, name: str) -> torch.Tensor:
+    """A tensor from a tensor, numpy array, scalar or nested list; integers become floats."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be numbers (a tensor, numpy array or list), got {value!r}")
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must be numbers (a tensor, numpy array or list), got {type(value).__name__} "
+                        f"{value!r:.60}") from exc
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{name} must be real numbers, got dtype {tensor.dtype}")
+    return tensor if tensor.is_floating_point() else tensor.to(torch.get_default_dtype())
 
 
 def make_gmm(num_components: int = 8, dim: int = 32, mean_std: float = 2.0, cov=1.0,

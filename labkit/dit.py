@@ -204,8 +204,9 @@ class FinalLayer(nn.Module):
 
 
 class DiT(nn.Module):
-    """Noise-predicting diffusion transformer: ``model(x, t) -> eps_hat`` with x (B, C, H, W),
-    t (B,) OU times > 0, output (B, C, H, W)."""
+    """Noise-predicting diffusion transformer: ``model(x, t) -> eps_hat`` with x (B, C, H, W)
+    finite, t a float, 0-d or (B,) tensor of OU times > 0, output (B, C, H, W). Like
+    :class:`labkit.nets.ScoreMLP` it has ``.score(x, t)`` and ``.num_parameters(nonzero)``."""
 
     def __init__(self, config: DiTConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -236,24 +237,34 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         c = self.config
         expected = (c.channels, c.image_size, c.image_size)
+        if not isinstance(x, torch.Tensor) or x.dtype not in _checks.FLOAT_DTYPES:
+            raise TypeError(f"x must be a floating torch.Tensor of shape (B, {', '.join(map(str, expected))}), "
+                            f"got {type(x).__name__}")
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
-            raise ValueError(f"t must be a tensor of shape ({x.shape[0]},) of OU times, got "
-                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
-        if not (t > 0).all():
-            raise ValueError("t must hold OU times > 0 (the time embedding reads log t)")
+        if not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or infinite values")
+        t = _checks.time(t, "t", x, m=x.shape[0])                       # 0-d or (B,), > 0: the embedding reads log t
+        t = t.expand(x.shape[0]) if t.ndim == 0 else t                  # (B,)
         tokens = self.embed(patchify(x, c.patch_size)) + self.pos      # (B, N, hidden)
-        cond = self.time(t.to(x.dtype))                                 # (B, hidden)
+        cond = self.time(t)                                             # (B, hidden)
         for block in self.blocks:
             tokens = block(tokens, cond)
         return unpatchify(self.final(tokens, cond), c.patch_size, c.channels)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def score(self, x: torch.Tensor, t) -> torch.Tensor:
+        """``grad log p_t(x) ~ -eps(x, t) / sigma_t``; shapes as in ``forward``."""
+        return score_from_noise(self(x, t), t)
+
+    def num_parameters(self, nonzero: bool = False) -> int:
+        """Parameters of the model (only the nonzero ones when ``nonzero``), frozen ones included."""
+        params = list(self.parameters())
+        if nonzero:
+            return int(sum(int((p != 0).sum()) for p in params))
+        return sum(p.numel() for p in params)
 
 
 def ddpm_time(u: torch.Tensor) -> torch.Tensor:

@@ -38,14 +38,20 @@ def _attention(model: DiT) -> list:
 
 
 def _check_heads(model: DiT, heads, allow_emptying: bool = True) -> dict[int, list[int]]:
-    """Validate ``{layer: [head, ...]}`` against ``model``; returns a clean sorted copy."""
+    """Validate ``{layer: [head, ...]}`` against ``model``; returns a clean sorted copy. Layer keys
+    may be ints or decimal strings (``{"0": [1]}``, as ``json.load`` gives them back)."""
     layers = _attention(model)
     if not isinstance(heads, dict):
         raise TypeError(f"heads must be a dict {{layer: [head, ...]}}, got {type(heads).__name__}")
-    clean = {}
+    clean, seen = {}, set()
     for layer, hs in heads.items():
+        if isinstance(layer, str) and layer.isdecimal():  # JSON object keys (results.json) are strings
+            layer = int(layer)
         if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(layers):
             raise ValueError(f"heads names layer {layer!r}; the model has layers 0..{len(layers) - 1}")
+        if layer in seen:
+            raise ValueError(f"heads names layer {layer} twice (as {layer} and {str(layer)!r}?)")
+        seen.add(layer)
         hs = list(hs)
         num = layers[layer].num_heads
         if any(isinstance(h, bool) or not isinstance(h, int) or not 0 <= h < num for h in hs):
@@ -78,10 +84,11 @@ def masked_heads(model: DiT, heads):
 
 def _per_layer(model: DiT, values: list[torch.Tensor]) -> torch.Tensor:
     """Stack per-layer head scores into (L, H) with H = config.num_heads, NaN where a pruned
-    layer has fewer heads."""
-    out = torch.full((len(values), model.config.num_heads), float("nan"))
+    layer has fewer heads; in the model's floating dtype, on the CPU."""
+    dtype = next(model.parameters()).dtype
+    out = torch.full((len(values), model.config.num_heads), float("nan"), dtype=dtype)
     for layer, v in enumerate(values):
-        out[layer, : v.numel()] = v.detach().float().cpu()
+        out[layer, : v.numel()] = v.detach().to(device="cpu", dtype=dtype)
     return out
 
 

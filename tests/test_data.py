@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -97,7 +98,28 @@ def test_with_duplicates(gen):
     assert uniq.shape[0] == 10 and sorted(counts.tolist()) == [1] * 5 + [3] * 5
 
 
+def test_array_likes_from_numpy_and_lists(gmm64):
+    """Issue 12 item 4: arrays handed over from scikit-learn or numpy are accepted."""
+    means, cov, weights = gmm64.means.numpy(), gmm64.cov.numpy(), gmm64.weights.numpy()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    for gmm in (data.GaussianMixture(means, cov=cov, weights=weights),
+                data.GaussianMixture(means, cov=cov.tolist(), weights=weights.tolist()),
+                data.GaussianMixture(torch.from_numpy(means), cov=cov, weights=tuple(weights.tolist()))):
+        assert gmm.means.dtype == torch.float64 and gmm.means.shape == (3, 3)
+        torch.testing.assert_close(gmm.score(x, 0.3), gmm64.score(x, 0.3))
+    iso = data.GaussianMixture(means, cov=np.eye(3) * 0.5)
+    assert not iso.isotropic or iso.trace_cov == pytest.approx(1.5)
+    assert data.GaussianMixture(means, cov=np.float64(0.5)).trace_cov == pytest.approx(1.5)
+    assert data.GaussianMixture(means.tolist()).means.dtype == torch.get_default_dtype()  # like torch.tensor
+    assert data.GaussianMixture([[0, 1], [2, 3]]).means.dtype == torch.get_default_dtype()  # integers -> floats
+
+
 @pytest.mark.parametrize("call, match", [
+    (lambda: data.GaussianMixture("means"), "means must be"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), cov="big"), "cov must be"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), cov=[1.0, 2.0]), r"cov must be a float or a \(2, 2\)"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), weights="equal"), "weights must be"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), weights=[[0.5, 0.5]]), r"weights must be .*shape \(2,\)"),
     (lambda: data.GaussianMixture(torch.zeros(3)), "means must have shape"),
     (lambda: data.GaussianMixture(torch.zeros(2, 2), cov=-1.0), "cov must be a positive"),
     (lambda: data.GaussianMixture(torch.zeros(2, 2), cov=torch.eye(3)), r"cov must be a float or a \(2, 2\)"),

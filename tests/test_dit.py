@@ -8,6 +8,8 @@ from scipy import stats
 
 from labkit.dit import (PRESETS, DDPMTime, DiT, DiTConfig, ddpm_time, load_dit, patchify, sample_images,
                         save_dit, train_dit, unpatchify)
+from labkit.nets import ScoreMLP
+from labkit.process import score_from_noise
 
 
 def _gen(seed=0):
@@ -87,9 +89,9 @@ def test_bad_input_is_rejected():
         model(torch.randn(2, 1, 8, 8), torch.ones(2))
     with pytest.raises(ValueError, match="x must have shape"):
         model(torch.randn(2, 16), torch.ones(2))
-    with pytest.raises(ValueError, match="t must be"):
+    with pytest.raises(ValueError, match="t has 3 times but there are 2 points"):
         model(torch.randn(2, 1, 4, 4), torch.ones(3))
-    with pytest.raises(ValueError, match="t must hold"):
+    with pytest.raises(ValueError, match="t must satisfy t > 0"):
         model(torch.randn(2, 1, 4, 4), torch.tensor([0.1, 0.0]))
     with pytest.raises(ValueError, match="multiple of 4"):
         DiTConfig(hidden=18, num_heads=1)
@@ -101,6 +103,27 @@ def test_bad_input_is_rejected():
         DiTConfig(depth=2, heads_per_layer=(1, 0))
     with pytest.raises(TypeError, match="config"):
         DiT({"hidden": 16})
+
+
+def test_dit_and_score_mlp_behave_alike():
+    """Issue 12 item 4: float times, NaN input, ``.score`` and ``num_parameters`` as in ScoreMLP."""
+    dit = DiT(PRESETS["tiny"], generator=_gen(0))
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=_gen(1)))
+    mlp = ScoreMLP(16, 8, 1, generator=_gen(0))
+    x = torch.randn(3, 1, 4, 4, generator=_gen(2))
+    for net, inputs in ((dit, x), (mlp, x.reshape(3, 16))):
+        per_point = net(inputs, torch.full((3,), 0.3))
+        torch.testing.assert_close(net(inputs, 0.3), per_point)
+        torch.testing.assert_close(net(inputs, torch.tensor(0.3)), per_point)
+        torch.testing.assert_close(net.score(inputs, 0.3), score_from_noise(per_point, 0.3))
+        with pytest.raises(ValueError, match="contains NaN"):
+            net(inputs * float("nan"), 0.3)
+        with pytest.raises(ValueError, match="t must be finite"):
+            net(inputs, float("nan"))
+        assert net.num_parameters(nonzero=True) <= net.num_parameters()
+    assert not torch.isnan(dit(x, 0.3)).any()
 
 
 def test_ddpm_time_matches_the_discrete_schedule():

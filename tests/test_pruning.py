@@ -1,6 +1,7 @@
 """Tests for labkit.pruning: gates, Algorithm 2's importance (against finite differences),
 selection, structural pruning (against the gated model), baselines and the command line."""
 
+import json
 
 import pytest
 import torch
@@ -84,8 +85,9 @@ def test_importance_matches_finite_differences():
         return value.item()
 
     h = 1e-5
-    fd = torch.tensor([[abs(loss(l, k, h) - loss(l, k, -h)) / (2 * h) for k in range(4)] for l in range(3)])
-    torch.testing.assert_close(scores, fd.float(), rtol=1e-4, atol=1e-8)
+    fd = torch.tensor([[abs(loss(l, k, h) - loss(l, k, -h)) / (2 * h) for k in range(4)] for l in range(3)],
+                      dtype=torch.float64)
+    torch.testing.assert_close(scores, fd, rtol=1e-6, atol=1e-9)  # float64 scores: tighter than float32 allowed
 
 
 def test_importance_is_layer_normalised_and_deterministic():
@@ -94,7 +96,7 @@ def test_importance_is_layer_normalised_and_deterministic():
     a = head_importance(model, images, batches=3, batch_size=4, generator=_gen(1))
     b = head_importance(model, images, batches=3, batch_size=4, generator=_gen(1))
     torch.testing.assert_close(a, b)
-    torch.testing.assert_close(a.pow(2).sum(1), torch.ones(3))
+    torch.testing.assert_close(a.pow(2).sum(1), torch.ones(3, dtype=torch.float64))
     u = head_importance(model, images, time_dist="uniform", batches=3, batch_size=4, generator=_gen(1))
     assert not torch.allclose(a, u)
     assert not model.blocks[0].attn.xi.requires_grad
@@ -109,6 +111,38 @@ def test_importance_of_a_pruned_model_is_nan_padded():
     scores = head_importance(model, torch.randn(4, 1, 4, 4, dtype=torch.float64), batches=1, batch_size=4,
                              generator=_gen())
     assert scores.shape == (3, 4) and torch.isnan(scores[1, 2:]).all() and not torch.isnan(scores[0]).any()
+
+
+def test_head_scores_keep_the_model_dtype():
+    """Issue 12 item 4: a float64 model gets float64 scores (not float32)."""
+    images = torch.rand(8, 1, 4, 4, generator=_gen(3), dtype=torch.float64)
+    for model in (_perturbed(), _perturbed().float()):
+        dtype = next(model.parameters()).dtype
+        scores = [head_importance(model, images.to(dtype), batches=1, batch_size=4, generator=_gen()),
+                  head_importance(model, images.to(dtype), batches=1, batch_size=4, normalize=False, generator=_gen()),
+                  magnitude_importance(model), random_importance(model, _gen())]
+        assert all(s.dtype == dtype for s in scores)
+    pruned = prune_heads(_perturbed(), {1: [0]})
+    assert torch.isnan(magnitude_importance(pruned)[1, 3]) and magnitude_importance(pruned).dtype == torch.float64
+
+
+def test_prune_heads_accepts_the_string_keys_of_results_json():
+    """results.json stores heads as {"0": [...]}: JSON object keys are strings."""
+    model = _perturbed()
+    heads = {0: [0, 2], 2: [1]}
+    from_json = json.loads(json.dumps(heads))
+    assert list(from_json) == ["0", "2"]
+    a, b = prune_heads(model, heads), prune_heads(model, from_json)
+    assert a.config == b.config
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    with masked_heads(model, from_json):
+        assert model.blocks[0].attn.xi.tolist() == [0.0, 1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="layer 'first'"):
+        prune_heads(model, {"first": [0]})
+    with pytest.raises(ValueError, match="layer '1.0'"):
+        prune_heads(model, {"1.0": [0]})
+    with pytest.raises(ValueError, match="names layer 0 twice"):
+        prune_heads(model, {"0": [0], 0: [1]})
 
 
 def test_select_heads_picks_lowest_and_keeps_one_head_per_layer():
