@@ -281,7 +281,7 @@ class Explorer(widgets.VBox):
 
 def _label_style(names) -> dict:
     """One label width for every slider of a widget, so their tracks line up."""
-    return {"description_width": f"{max(4, *map(len, names)) + 2}ch"}
+    return {"description_width": f"{max([4, *map(len, names)]) + 2}ch"}
 
 
 def explorer(render: Callable[..., Figure], *, max_frames: int = MAX_FRAMES, dpi: float = 90,
@@ -434,8 +434,7 @@ def live(render: Callable[..., Figure], *, dpi: float = 90, colors: int | None =
     controls = {name: _control(name, spec, defaults.get(name, inspect.Parameter.empty))
                 for name, spec in ranges.items()}
     # align_self: a flex item of the panel would otherwise stretch to the output's full width.
-    image = Frame(format="png", layout=widgets.Layout(max_width="100%", height="auto",
-                                                              align_self="flex-start"))
+    image = Frame(format="png", layout=widgets.Layout(max_width="100%", height="auto", align_self="flex-start"))
     name = _render_name(render)
 
     def show(**params):
