@@ -37,8 +37,9 @@ book/node_modules/.installed: book/package.json book/package-lock.json
 	cd book && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Headless Chromium, its driver and selenium for the browser test (tests/test_book.py skips
-# with a message where no browser can be installed).
+# Headless Chromium, its driver and selenium for the browser tests (tests/test_book.py, and
+# tests/test_jupyterlab.py: the widgets in a real JupyterLab; both skip with a message where no
+# browser can be installed).
 browser: venv
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
