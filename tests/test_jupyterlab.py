@@ -178,6 +178,13 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def alive(pid: int | None) -> bool:
+    try:
+        return pid is not None and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def write_notebook(folder: Path) -> Path:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     for cell in nb.cells:
@@ -320,7 +327,7 @@ def test_widgets_in_jupyterlab(tmp_path):
     path = write_notebook(folder)
     token = uuid.uuid4().hex
     server, url = start_lab(folder, token)
-    driver = kernels_left = None
+    driver = kernels_left = kernel_pid = None
     try:
         driver = start_browser(folder)
         driver.get(f"{url}/lab/tree/{path.name}?reset&token={token}")
@@ -330,6 +337,7 @@ def test_widgets_in_jupyterlab(tmp_path):
 
         probe_file = folder / "probe.json"
         before = json.loads(probe_file.read_text())
+        kernel_pid = before["pid"]
         explorer = driver.find_element(By.CSS_SELECTOR, ".labkit-explorer")
         panel = driver.find_elements(By.CSS_SELECTOR, ".labkit-live")[-1]
 
@@ -377,3 +385,4 @@ def test_widgets_in_jupyterlab(tmp_path):
     assert server.returncode is not None
     left = poll(lambda: not processes_mentioning(str(folder)), timeout=20) or processes_mentioning(str(folder))
     assert left is True, f"processes left behind: {left}"
+    assert not alive(kernel_pid), f"the kernel (pid {kernel_pid}) is still running"
