@@ -24,7 +24,7 @@ A sweep maps a grid of configurations to a table of results:
   cache folder). The Dask path is tested against a ``LocalCluster`` of worker processes,
   including a worker killed mid-sweep.
 
-The command line ``labkit-sweep`` (:func:`main`) runs the paper-scale grids of Fig. 3 (d = 32,
+The command line ``labkit-sweep`` (:func:`labkit.cli.sweep_main`) runs the paper-scale grids of Fig. 3 (d = 32,
 n up to 100K, networks up to tens of millions of parameters, ``--device cuda``) into the same
 cache that notebook 02 reads.
 """

@@ -391,7 +391,8 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
     elif generator.device.type != device.type:
         raise ValueError(f"generator is on {generator.device} but the model is on {device}; "
                          "create the generator on the model's device")
-    fingerprint = _fingerprint(model, loss_fn, data, steps)
+    # Hashing the data costs a pass over it: only runs that checkpoint need the fingerprint.
+    fingerprint = None if checkpoint_path is None else _fingerprint(model, loss_fn, data, steps)
     data = data.to(device)
     opt = _make_optimizer(optimizer, params, lr, weight_decay, tuple(float(b) for b in betas))
     history = History()
