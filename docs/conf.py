@@ -144,10 +144,18 @@ def sync_notebooks() -> None:
         stale.unlink()
 
 
+# A figure is opened on the first line of code: `fig, ax = plt.subplots(...)`, `plt.figure()`,
+# `fig = plotting.score_fields_figure(...)`.
+OPENS_FIGURE = re.compile(r"(fig\w*|\(?fig\w*\s*,.*)\s*=|plt\.|plotting\.")
+
+
 def is_drawing_cell(cell) -> bool:
-    """A code cell whose every output is a figure: the book folds its code (``hide-input``)."""
+    """A code cell that only draws: it opens a figure on its first line of code and every
+    output is a figure. The book folds its code (``hide-input``); a cell that computes before
+    it draws stays open (tag it ``hide-input`` in the notebook to fold it)."""
     outputs = cell.get("outputs", [])
-    return bool(outputs) and all(
+    code = [line for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return bool(outputs and code) and OPENS_FIGURE.match(code[0]) is not None and all(
         output.get("output_type") in ("display_data", "execute_result")
         and any(mime.startswith("image/") for mime in output.get("data", {})) for output in outputs)
 

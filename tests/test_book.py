@@ -341,15 +341,17 @@ def drain_logs(driver):
     return errors, sorted(external), failed
 
 
-def screenshot(driver, name: str, tile: int = 8000) -> None:
-    """The whole page as the reader sees it from the top: ``name.png``, then ``name-2.png`` ...
-    for each further ``tile`` pixels (one capture of a very tall page exceeds Chromium's limit)."""
+def screenshot(driver, name: str, tile: int = 8000, tiles: int = 3) -> None:
+    """The page as the reader sees it from the top: ``name.png``, then ``name-2.png`` ... for
+    each further ``tile`` pixels (one capture of a very tall page exceeds Chromium's limit),
+    at most ``tiles`` of them (the API page runs to tens of thousands of pixels, and encoding
+    each tile costs seconds on a busy machine)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob(f"{name}-*.png"):
         old.unlink()
     driver.execute_script("window.scrollTo(0, 0)")
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    for k, top in enumerate(range(0, math.ceil(size["height"]), tile)):
+    for k, top in enumerate(range(0, min(math.ceil(size["height"]), tile * tiles), tile)):
         clip = {"x": 0, "y": top, "width": size["width"], "height": min(tile, size["height"] - top), "scale": 1}
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
                                                                  "clip": clip})
