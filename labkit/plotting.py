@@ -277,8 +277,9 @@ def training_curves(axes, rows, ns, key: str = "memorization"):
     ax_mem.axhline(0.10, color="0.4", lw=0.8, ls=":")
     ax_ll.axhline(-0.25, color="0.4", lw=0.8, ls=":")
     ax_mem.set(xscale="log", xlabel="training step", ylabel="memorization minus null rate", ylim=(-0.1, 1.0))
+    top = max([0.6] + [float(np.nanmax(line.get_ydata())) + 0.2 for line in ax_ll.get_lines() if len(line.get_ydata())])
     ax_ll.set(xscale="log", xlabel="training step", ylabel="log-likelihood minus fresh data (nats)",
-              ylim=(-3.0, 0.6))
+              ylim=(-3.0, top))
 
 
 def memorization_time_figure(times: dict, fits: dict, title: str):

@@ -398,6 +398,6 @@ def results_table(name: str, *, missing: str = "compute", path=None, log=print):
         rows.append({**row["config"], **row["result"], "wall_s": row["wall_s"]})
     source = (f"{len(rows) - computed} of {len(configs)} rows read from {path.name}"
               + (f" (commit {str(provenance.get('commit'))[:7]}, {provenance.get('date')}, "
-                 f"{provenance.get('wall_s', 0) / 60:.0f} CPU-min)" if provenance else ""))
+                 f"{provenance.get('wall_s', 0) / 60:.0f} min of computing)" if provenance else ""))
     log(f"{name}: {source}; {computed} computed here" + (f"; {skipped} missing, skipped" if skipped else ""))
     return Table(rows)
