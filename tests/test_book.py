@@ -25,6 +25,7 @@ explorer: it must store the widget state and record the runtime.
 from __future__ import annotations
 
 import base64
+import contextlib
 import doctest
 import functools
 import http.server
@@ -113,6 +114,36 @@ def test_nothing_is_loaded_from_outside_the_site(site):
            if re.search(r"@import\s+url\([\"']?https?:|url\([\"']?https?://[^)]*\.(?:woff2?|ttf|otf)",
                         path.read_text(encoding="utf-8", errors="replace"))]
     assert not css, f"stylesheets that fetch fonts or styles from a CDN: {css}"
+
+
+COMMANDS = {"labkit-sweep": ["sweep"], "labkit-prune": ["prune"], "labkit sweep": ["sweep"],
+            "labkit prune": ["prune"], "labkit results run": ["results", "run"], "labkit verify": ["verify"]}
+
+
+def command_help(words: list[str]) -> str:
+    from labkit import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        cli.main([*words, "--help"])
+    return out.getvalue()
+
+
+def test_paper_scale_page_names_real_options():
+    """Every ``--option`` the Paper scale page gives a command is one that command takes."""
+    assert "--device" in command_help(["sweep"]) and "--no-such-option" not in command_help(["sweep"])
+    page = (ROOT / "docs" / "paper-scale.md").read_text(encoding="utf-8")
+    checked, unknown = 0, []
+    for line in page.splitlines():
+        for prefix, words in sorted(COMMANDS.items(), key=lambda item: -len(item[0])):
+            if line.startswith(prefix + " "):
+                options = re.findall(r"(?<![\w-])--[a-z][\w-]*", line.split("#")[0])
+                text = command_help(words)
+                unknown += [f"{prefix} {option}" for option in options if option not in text]
+                checked += len(options)
+                break
+    assert checked >= 8, f"only {checked} options found on the page: has its command syntax changed?"
+    assert not unknown, f"options on docs/paper-scale.md that the commands do not take: {unknown}"
 
 
 def labkit_modules() -> list[str]:
