@@ -1,4 +1,4 @@
-"""Sphinx configuration of the labkit book (``make book``; see docs/README.md for the build).
+"""Sphinx configuration of the labkit book (`make book` builds it into site/: see the Makefile).
 
 The book is Sphinx + MyST-NB with sphinx-book-theme. It works offline: the widget renderer,
 require.js and MathJax are copied from ``book/node_modules`` (``make assets`` runs ``npm ci``)
@@ -47,7 +47,7 @@ extensions = [
 ]
 
 root_doc = "index"
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "README.md"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # --- MyST and MyST-NB -------------------------------------------------------------------
