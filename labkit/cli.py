@@ -143,17 +143,9 @@ def sweep_main(argv=None) -> int:
         parser.error(str(exc))
     cache = None if args.cache is None else Path(args.cache) / "sweeps"
     point_fn = partial(memorization_point, device=args.device)
-    backend, client = args.backend, None
-    if args.scheduler:
-        from dask.distributed import Client
-
-        client, backend = Client(args.scheduler), "dask"
-    try:
-        table = run_sweep(point_fn, grid, name=args.grid, cache=cache, n_jobs=args.n_jobs,
-                          backend=backend, progress=not args.quiet)
-    finally:
-        if client is not None:
-            client.close()
+    backend = "dask" if args.scheduler else args.backend
+    table = run_sweep(point_fn, grid, name=args.grid, cache=cache, n_jobs=args.n_jobs, backend=backend,
+                      scheduler=args.scheduler, progress=not args.quiet)
     for row in table:
         print(json.dumps(row, sort_keys=True))
     return 0
