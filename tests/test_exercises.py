@@ -50,6 +50,31 @@ PLANTED = {
     "ex01_duplicates": (
         'prediction = "down"\n'
         "effective_n = 200"),
+    "ex02_mixture_denoiser": (  # the identity-covariance layer of section 1 for every c (s_t^2 = 1)
+        "def mixture_denoiser(x, t, means, c):\n"
+        "    alpha_t, sigma_t = alpha_sigma(torch.tensor(t, dtype=x.dtype))\n"
+        "    logits = x @ (alpha_t * means).T - alpha_t**2 * (means**2).sum(1) / 2\n"
+        "    return (1 - alpha_t**2) * torch.softmax(logits, dim=1) @ means + alpha_t * x"),
+    "ex02_weight_decay": (  # the decay never changed
+        "decayed = ex_baseline\n"
+        'decay_lowers = {"memorization": True, "lipschitz_median": True, "log_likelihood": False}'),
+    "ex02_duplication": (  # every row counted as a point
+        'prediction = "larger"\n'
+        "effective_n = 88"),
+    "ex03_small_times": (  # u taken for the time: the schedule forgotten
+        "p_small = float(stats.beta.cdf(T_SMALL, 0.8, 2))\n"
+        "p_uniform = T_SMALL"),
+    "ex03_head_params": (  # 20% of the heads taken for 20% of the model; the output projection forgotten
+        'prediction = "about"\n'
+        "params_per_head = 3 * ex_config.hidden * ex_config.head_dim"),
+    "ex03_fixed_time": (  # the sampler left at Algorithm 2's Beta draws; Table 1 read as if small-t pruning won on both
+        "def fixed_time(t):\n"
+        '    return DDPMTime("small")\n'
+        "at_small = ex_importance(fixed_time(T_SMALL))\n"
+        "at_large = ex_importance(fixed_time(3.0))\n"
+        "shared_heads = 0\n"
+        'paper_lower_memorization = "small-t importance"\n'
+        'paper_lower_fid = "small-t importance"'),
 }
 
 
