@@ -47,6 +47,9 @@ def execute(path: Path, timeout: int) -> float:
     tmp = path.with_name(path.name + ".tmp")
     nbformat.write(nb, tmp)
     os.replace(tmp, path)
+    from labkit.exercises import stamp_runtime
+
+    stamp_runtime(path, missing_ok=True)  # the generated "Time to run" line of the first cell
     return elapsed
 
 
