@@ -10,6 +10,11 @@ Where files go: in a source checkout (an editable install included) figures and 
 the repository's ``figures/`` and ``.cache/``; an installed package never writes beside itself,
 so there ``savefig`` writes ``./figures`` and caches go to the user cache directory
 (``platformdirs``, e.g. ``~/.cache/labkit``). ``$LABKIT_FIGURES`` and ``$LABKIT_CACHE`` always win.
+
+Alt text: a figure's title states its finding, so it is also the figure's description for a
+screen reader (``figure_alt``). ``savefig`` and, after ``setup()`` in a notebook kernel, every
+figure a cell shows store it in the PNG as its ``Title`` and ``Description`` text chunks; the
+book (``docs/conf.py``) makes the description the image's ``alt``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +40,9 @@ __all__ = [
     "figures_dir",
     "cache_dir",
     "savefig",
+    "figure_alt",
+    "png_metadata",
+    "show_alt_text",
     "PALETTE",
     "apply_theme",
     "score_field",
@@ -147,6 +156,7 @@ def setup(seed: int = 0, device: str | None = None, threads: int | None = None) 
         torch.set_num_threads(int(threads))
     generator = seed_everything(seed)
     apply_theme()
+    show_alt_text()
     return Setup(fast=is_fast(), device=device, seed=seed, generator=generator)
 
 
@@ -163,9 +173,64 @@ def savefig(fig, name: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
     tmp = path.with_suffix(".png.tmp")
-    fig.savefig(tmp, format="png")
+    fig.savefig(tmp, format="png", metadata=png_metadata(fig))
     os.replace(tmp, path)
     return path
+
+
+def figure_alt(fig) -> str:
+    r"""The alt text of a figure: its suptitle, else its axes titles joined by "; ", as plain
+    text (mathtext without ``$``, backslashes or braces); "" for an untitled figure.
+
+    >>> import matplotlib.figure
+    >>> fig = matplotlib.figure.Figure()
+    >>> _ = fig.add_subplot().set_title(r"the gap shrinks like $\sigma_t^{2}$")
+    >>> figure_alt(fig)
+    'the gap shrinks like sigma_t^2'
+    """
+    title = fig.get_suptitle() or "; ".join(
+        text for ax in fig.axes for text in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if text)
+    text = re.sub(r"\\([A-Za-z]+)", r" \1", title.replace("$", ""))
+    return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
+
+
+def png_metadata(fig) -> dict:
+    """PNG text chunks that carry ``figure_alt(fig)``: ``{"Title": ..., "Description": ...}``
+    (``{}`` for an untitled figure), for ``Figure.savefig(..., metadata=)``."""
+    alt = figure_alt(fig)
+    return {"Title": alt, "Description": alt} if alt else {}
+
+
+def show_alt_text(shell=None) -> bool:
+    """Make the figures a notebook cell shows (``plt.show()``, a figure as a cell's value) carry
+    ``png_metadata`` in their PNG, by wrapping the kernel's PNG formatter for figures (the
+    inline backend's). Idempotent; False outside IPython or without a PNG formatter."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
+    if "image/png" not in formatters:
+        return False
+    import matplotlib.pyplot  # noqa: F401  (loads the inline backend, which registers its formatter)
+    from matplotlib.figure import Figure
+
+    png = formatters["image/png"]
+    try:
+        current = png.lookup_by_type(Figure)
+    except KeyError:
+        return False
+    if getattr(current, "carries_alt_text", False):
+        return True
+
+    def with_alt_text(fig):
+        return current(fig, metadata=png_metadata(fig))
+
+    with_alt_text.carries_alt_text = True
+    png.for_type(Figure, with_alt_text)
+    return True
 
 
 def score_field(ax, score_fn, t: float, lim: float = 4.0, grid: int = 17, color: str = PALETTE[0],

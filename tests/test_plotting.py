@@ -74,3 +74,95 @@ def test_sampling_figure_draws_paths_samples_and_title():
     assert len(fig.axes) == 3 and fig._suptitle.get_text() == "80% are copies"
     assert len(fig.axes[0].lines) == 3
     plt.close(fig)
+
+
+# Okabe & Ito (2008), "Color Universal Design": the eight colours distinguishable under the
+# common forms of colour blindness (blue, orange, bluish green, vermillion, reddish purple, sky
+# blue, yellow, black).
+OKABE_ITO = {"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"}
+
+
+def test_palette_is_okabe_ito_and_is_the_theme():
+    assert len(plotting.PALETTE) == len(set(plotting.PALETTE)) == 8
+    assert {c.upper() for c in plotting.PALETTE} == OKABE_ITO
+    plotting.apply_theme()
+    cycle = [matplotlib.colors.to_hex(c).upper() for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
+    assert set(cycle) <= OKABE_ITO, cycle
+
+
+def test_training_curves_tell_series_apart_without_colour():
+    """Each n differs by marker and line style too, not by colour alone."""
+    steps = [0, 10, 100, 1000, 10000]
+    rows = [{"n": n, "steps": steps, "memorization": [0.0, 0.1, 0.3, 0.6, 0.9], "null_memorization": 0.0,
+             "log_likelihood": [-2.0, -1.5, -1.0, -0.5, 0.0], "reference_log_likelihood": 0.0}
+            for n in (8, 16, 32)]
+    fig, axes = plt.subplots(1, 2)
+    plotting.training_curves(axes, rows, ns=[8, 16, 32])
+    for ax in axes:
+        lines = [line for line in ax.lines if line.get_label().startswith("n = ")]
+        assert len(lines) == 3
+        assert len({line.get_marker() for line in lines}) == 3
+        assert len({line.get_linestyle() for line in lines}) == 3
+    plt.close(fig)
+
+
+def test_memorization_time_figure_marks_each_time_differently():
+    times = {"K = 4": {8: {"tau_mem": [100, 120], "tau_gen": [10, 12]},
+                       16: {"tau_mem": [210, 230], "tau_gen": [11, 13]}}}
+    fig = plotting.memorization_time_figure(times, fits={}, title="memorization time grows like n")
+    markers = {tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in fig.axes[0].collections}
+    assert len(fig.axes[0].collections) == 2 and len(markers) == 2  # circles and squares
+    plt.close(fig)
+
+
+def test_figure_alt_is_the_title_as_plain_text():
+    fig, axes = plt.subplots(1, 2)
+    assert plotting.figure_alt(fig) == "" and plotting.png_metadata(fig) == {}
+    axes[0].set_title("true score")
+    axes[1].set_title(r"empirical score $\nabla\log \hat p_t$")
+    assert plotting.figure_alt(fig) == "true score; empirical score nabla log hat p_t"
+    fig.suptitle("the empirical score points at the training points")
+    assert plotting.figure_alt(fig) == "the empirical score points at the training points"
+    plt.close(fig)
+
+
+def test_savefig_stores_the_title_as_png_description(tmp_path, monkeypatch):
+    import PIL.Image
+
+    monkeypatch.setenv("LABKIT_FIGURES", str(tmp_path))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    fig.suptitle("the gap grows linearly")
+    with PIL.Image.open(plotting.savefig(fig, "00_line")) as image:
+        assert image.text["Description"] == image.text["Title"] == "the gap grows linearly"
+    plt.close(fig)
+
+
+def test_shown_figures_carry_their_title_in_the_png():
+    """The notebook kernel's PNG formatter (as the inline backend registers it) is wrapped."""
+    import base64
+    import functools
+    import io
+    import types
+
+    import PIL.Image
+    from IPython.core.formatters import DisplayFormatter
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    shell = types.SimpleNamespace(display_formatter=DisplayFormatter())
+    assert not plotting.show_alt_text(shell)  # no figure formatter yet: nothing to wrap
+    png = shell.display_formatter.formatters["image/png"]
+    png.for_type(Figure, functools.partial(print_figure, fmt="png", base64=True, bbox_inches="tight"))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.set_title("one line")
+
+    def description():
+        with PIL.Image.open(io.BytesIO(base64.b64decode(png(fig)))) as image:
+            return image.text.get("Description")
+
+    assert description() is None  # the guard: a plain inline figure has no description
+    assert plotting.show_alt_text(shell) and plotting.show_alt_text(shell)  # idempotent
+    assert description() == "one line"
+    plt.close(fig)
