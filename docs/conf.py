@@ -27,6 +27,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 NODE_MODULES = ROOT / "book" / "node_modules"
 sys.path.insert(0, str(ROOT))  # autodoc imports the checkout's labkit, installed or not
+sys.path.insert(0, str(DOCS / "_ext"))  # labkit_a11y: alt text, slider names, contrast
 
 project = "labkit"
 author = "the labkit authors"
@@ -44,6 +45,7 @@ extensions = [
     "sphinx_togglebutton",
     "sphinx_copybutton",
     "sphinxcontrib.bibtex",
+    "labkit_a11y",
 ]
 
 root_doc = "index"

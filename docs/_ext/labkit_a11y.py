@@ -1,0 +1,52 @@
+"""Sphinx extension: what the book adds for accessibility (WCAG 2.1 AA; tests/test_a11y.py).
+
+- Static figures get alt text that states their finding. ``labkit.plotting`` stores a figure's
+  title in its PNG's ``Description`` text chunk (``savefig``, and every figure a notebook cell
+  shows after ``plotting.setup()``); MyST-NB renders image outputs without ``alt`` (Sphinx then
+  writes the file name), so on ``doctree-read`` each image whose PNG has a description gets
+  it as its ``alt``. Notebooks executed before this carry no description and keep the name.
+- Every slider handle is named after its label: ``labkit.widgets.SLIDER_NAMES_JS`` on every
+  page (ipywidgets 8 leaves the handles unnamed; see ``labkit.widgets``).
+- ``labkit-a11y.css``: contrast to 4.5:1 where the theme falls short (the source pages' links);
+  ``labkit-a11y.js``: accessible names that contain the visible text (search button, folds),
+  no deprecated ARIA roles on the bibliography.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import PIL.Image
+from docutils import nodes
+
+
+def png_description(path: Path) -> str | None:
+    """The ``Description`` text chunk of the PNG at ``path`` (None if absent or not a PNG)."""
+    try:
+        with PIL.Image.open(path) as image:
+            text = getattr(image, "text", {}) or {}
+    except (OSError, ValueError):
+        return None
+    return (text.get("Description") or "").strip() or None
+
+
+def figure_alt_text(app, doctree) -> None:
+    """``doctree-read``: an image without ``alt`` whose PNG carries a description gets it."""
+    docname = app.env.docname
+    for image in doctree.findall(nodes.image):
+        uri = image.get("uri", "")
+        if image.get("alt") or not uri.endswith(".png") or "://" in uri:
+            continue
+        description = png_description(Path(app.env.relfn2path(uri, docname)[1]))
+        if description:
+            image["alt"] = description
+
+
+def setup(app):
+    from labkit.widgets import SLIDER_NAMES_JS
+
+    app.add_js_file(None, body=SLIDER_NAMES_JS)
+    app.add_css_file("labkit-a11y.css")
+    app.add_js_file("labkit-a11y.js")
+    app.connect("doctree-read", figure_alt_text)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
