@@ -214,8 +214,10 @@ def show_alt_text(shell=None) -> bool:
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
     if "image/png" not in formatters:
         return False
-    import matplotlib.pyplot  # noqa: F401  (loads the inline backend, which registers its formatter)
+    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
+
+    plt.switch_backend(matplotlib.get_backend())  # loads the inline backend, which registers its formatter
 
     png = formatters["image/png"]
     try:
