@@ -11,8 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
     nameFromText(el);
     if (el.tagName === "SUMMARY") el.parentElement.addEventListener("toggle", () => nameFromText(el));
   });
-  // docutils marks citations role="doc-biblioentry", which ARIA 1.2 deprecates; without it the
-  // list's role="doc-bibliography" lacks its required children, so both go.
-  document.querySelectorAll('[role="doc-biblioentry"], [role="doc-bibliography"]')
-    .forEach(el => el.removeAttribute("role"));
+  // docutils marks citations role="doc-biblioentry", which ARIA 1.2 deprecates; they are the
+  // items of a role="list", so they become plain list items.
+  document.querySelectorAll('[role="doc-biblioentry"]').forEach(el => el.setAttribute("role", "listitem"));
 });
