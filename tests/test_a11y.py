@@ -164,10 +164,13 @@ def test_axe_finds_no_wcag_violation(browser, url, page):
 
 # Headings, language and assistive MathML, as a reader's assistive technology gets them.
 STRUCTURE = """
+// Only what is rendered counts: the theme's print-only header (display: none on screen) repeats the h1.
+const rendered = el => el.getClientRects().length > 0 || el.closest('details:not([open])');
 const article = document.querySelector('article.bd-article') || document.body;
 const levels = Array.from(article.querySelectorAll('h1, h2, h3, h4, h5, h6'))
-  .filter(h => !h.closest('[hidden]')).map(h => Number(h.tagName[1]));
-return {lang: document.documentElement.lang, h1: document.querySelectorAll('h1').length, levels: levels,
+  .filter(rendered).map(h => Number(h.tagName[1]));
+return {lang: document.documentElement.lang, h1: Array.from(document.querySelectorAll('h1')).filter(rendered).length,
+        levels: levels,
         math: document.querySelectorAll('mjx-container').length,
         assistive: document.querySelectorAll('mjx-container mjx-assistive-mml math').length};"""
 
