@@ -56,6 +56,9 @@ source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "substitution"]
 myst_heading_anchors = 3
 nb_execution_mode = "off"  # executed by `make book` and committed: see the module docstring
+# Markdown that a cell displays (e.g. notebook 03's Table 1) is parsed as MyST, so pipe tables render
+# as tables; the default, CommonMark, has no tables.
+nb_render_markdown_format = "myst"
 nb_merge_streams = True
 # The widget renderer and its loader, from _static/ (copied from book/node_modules below), with
 # the glue that points the renderer at its fonts and lets it typeset through MathJax 3.
