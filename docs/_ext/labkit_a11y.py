@@ -30,14 +30,20 @@ def png_description(path: Path) -> str | None:
     return (text.get("Description") or "").strip() or None
 
 
-def figure_alt_text(app, doctree) -> None:
-    """``doctree-read``: an image without ``alt`` whose PNG carries a description gets it."""
-    docname = app.env.docname
+def figure_alt_text(app, doctree, docname=None) -> None:
+    """``doctree-resolved`` (when MyST-NB's output images exist): an image without a real ``alt``
+    whose PNG carries a description gets it."""
+    docname = docname or app.env.docname
     for image in doctree.findall(nodes.image):
         uri = image.get("uri", "")
-        if image.get("alt") or not uri.endswith(".png") or "://" in uri:
+        alt = image.get("alt", "")
+        # MyST-NB fills an output image's alt with its file name: that is no description
+        placeholder = not alt or alt == uri or alt.endswith(".png") or alt.startswith("No description")
+        if not placeholder or not uri.endswith(".png") or "://" in uri:
             continue
-        description = png_description(Path(app.env.relfn2path(uri, docname)[1]))
+        candidates = [Path(app.env.relfn2path(uri, docname)[1]), Path(app.srcdir) / uri, Path(app.outdir) / uri,
+                      Path(app.srcdir) / Path(docname).parent / uri, Path(uri)]
+        description = next((d for d in map(png_description, candidates) if d), None)
         if description:
             image["alt"] = description
 
@@ -48,5 +54,5 @@ def setup(app):
     app.add_js_file(None, body=SLIDER_NAMES_JS)
     app.add_css_file("labkit-a11y.css")
     app.add_js_file("labkit-a11y.js")
-    app.connect("doctree-read", figure_alt_text)
+    app.connect("doctree-resolved", figure_alt_text)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
