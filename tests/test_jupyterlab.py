@@ -281,14 +281,19 @@ def accessible_names(driver, selector: str) -> list[str]:
 
 
 def shown(driver, box) -> dict:
-    """The one visible image of a widget, once decoded, with its bytes' SHA-256."""
-    images = poll(lambda: (s := driver.execute_script(SHOWN, box)) and len(s) == 1 and s[0]["complete"]
-                  and s[0]["natural"] > 0 and s, timeout=30) or driver.execute_script(SHOWN, box)
-    assert len(images) == 1, f"expected one visible image, found {images}"
-    image = images[0]
-    data = driver.execute_async_script(BYTES, image["src"])
-    assert data, f"could not read the image behind {image['src']}"
-    return {**image, "sha": hashlib.sha256(base64.b64decode(data)).hexdigest()}
+    """The one visible image of a widget, once decoded, with its bytes' SHA-256. The widget may
+    swap its image (and revoke the old blob URL) between finding it and reading it: then look
+    again, a few times, before failing."""
+    for _ in range(10):
+        images = poll(lambda: (s := driver.execute_script(SHOWN, box)) and len(s) == 1 and s[0]["complete"]
+                      and s[0]["natural"] > 0 and s, timeout=30) or driver.execute_script(SHOWN, box)
+        assert len(images) == 1, f"expected one visible image, found {images}"
+        image = images[0]
+        data = driver.execute_async_script(BYTES, image["src"])
+        if data:
+            return {**image, "sha": hashlib.sha256(base64.b64decode(data)).hexdigest()}
+        time.sleep(0.5)
+    raise AssertionError(f"could not read the image behind {image['src']}")
 
 
 def move(driver, box, before: dict) -> dict:
