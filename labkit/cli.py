@@ -98,7 +98,8 @@ def sweep_main(argv=None) -> int:
     """``labkit sweep GRID`` (or ``labkit-sweep GRID``): one of the paper-scale grids of
     :data:`labkit.experiments.PAPER_GRIDS` through :func:`labkit.experiments.memorization_point`
     into the sweep cache ``<cache>/sweeps/<GRID>``; rerunning resumes."""
-    from .experiments import PAPER_GRIDS, _device, memorization_point, paper_grid
+    from . import _checks
+    from .experiments import PAPER_GRIDS, memorization_point, paper_grid
     from .sweeps import expand_grid, run_sweep
 
     parser = argparse.ArgumentParser(
@@ -125,9 +126,9 @@ def sweep_main(argv=None) -> int:
             print(f"{name}: {len(expand_grid(grid))} points  {grid}")
         return 0
     try:
-        _device(args.device)
+        _checks.device(args.device, "--device")
     except ValueError as exc:
-        parser.error(f"--device: {exc}")
+        parser.error(str(exc))
     grid = paper_grid(args.grid, args.steps, args.batch_size, args.num_samples, args.seed)
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -158,7 +159,8 @@ def prune_main(argv=None) -> int:
     import torch
 
     from .dit import PRESETS
-    from .experiments import CIFAR_PROTOCOL, Protocol, _device, format_table, run_protocol
+    from . import _checks
+    from .experiments import CIFAR_PROTOCOL, Protocol, format_table, run_protocol
     from .images import load_cifar10, load_digits
 
     parser = argparse.ArgumentParser(
@@ -183,9 +185,9 @@ def prune_main(argv=None) -> int:
     if cifar and not args.data_root:
         parser.error("--dataset cifar10 needs --data-root (a local copy; nothing is downloaded)")
     try:
-        _device(args.device)
+        _checks.device(args.device, "--device")
     except ValueError as exc:
-        parser.error(f"--device: {exc}")
+        parser.error(str(exc))
     settings = asdict(CIFAR_PROTOCOL if cifar else Protocol())
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
     try:

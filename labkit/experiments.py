@@ -157,7 +157,7 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     n = _checks.positive_int(n, "n")
     width = _checks.positive_int(width, "width")
     grid = eval_steps(steps, first_eval, evals_per_octave)
-    dev = _device(device)
+    dev = _checks.device(device)
     g = torch.Generator().manual_seed(seed)
     gmm = _mixture(mixture, dim, num_components, mean_std, g)
     data = gmm.sample(n, generator=g)
@@ -210,14 +210,6 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
         out["train"] = [[round(v, 4) for v in p] for p in data.tolist()]
     out["wall_s"] = round(time.perf_counter() - start, 2)
     return out
-
-
-def _device(device: str) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but this torch build has no usable CUDA "
-                         f"(torch {torch.__version__}, cuda {torch.version.cuda}); use device='cpu'")
-    return dev
 
 
 def final(row: dict, key: str):
@@ -458,7 +450,7 @@ def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_deca
     from .train import LogUniformTime, dsm_noise_loss, train
 
     _checks.choice(mixture, "mixture", ("paper", "gmm4"))
-    dev = _device(device)
+    dev = _checks.device(device)
     g = torch.Generator().manual_seed(seed)
     if mixture == "gmm4":
         if dim != 2:
@@ -771,7 +763,7 @@ def table1_seed(n: int, seed: int, preset: str = "digits", train_steps: int = 50
     from .plotting import cache_dir
 
     start = time.perf_counter()
-    dev = _device(device)
+    dev = _checks.device(device)
     protocol = Protocol(preset=preset, train_steps=train_steps, train_lr=train_lr, batch_size=batch_size,
                         finetune_steps=finetune_steps, finetune_lr=finetune_lr, ratio=ratio, seeds=1,
                         num_samples=num_samples, sample_steps=sample_steps,

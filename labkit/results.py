@@ -83,7 +83,9 @@ def full_config(fn, config: dict, bound=("device",)) -> dict:
 
 
 def _canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    from .sweeps import _canonical as canonical  # one canonical JSON for sweep keys and result rows
+
+    return canonical(obj)
 
 
 def _git_commit() -> str | None:
@@ -169,9 +171,9 @@ def run_results(name: str, out=None, *, device: str = "cpu", n_jobs: int = 1, li
 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
         raise ValueError(f"n_jobs must be a non-zero integer, got {n_jobs!r}")
-    from .experiments import _device
+    from . import _checks
 
-    _device(device)
+    _checks.device(device)
     exp = experiment(name)
     spec, configs = _configs(name)
     path = Path(out) if out is not None else RESULTS_DIR / f"{name}.json"
