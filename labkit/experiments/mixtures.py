@@ -1,0 +1,267 @@
+"""The mixture protocols of notebook 02: a training curve (:func:`mixture_curve`), one trained
+network measured once (:func:`memorization_point`) and the paper's full Fig. 3 grids.
+
+Every run of the committed mixture result sets is :func:`mixture_curve`: a ``ScoreMLP``
+trained by denoising score matching on ``n`` draws of a Gaussian mixture, evaluated on a
+geometric grid of training steps (:func:`eval_steps`). At each evaluation it samples the
+reverse SDE and records
+
+- ``memorization``: the 1/3 rule against the training set (its ``null_memorization`` is the same
+  rule on fresh draws of the true law, so only the excess ``memorization - null`` means
+  memorizing);
+- ``log_likelihood``: the mean log-density of the samples under the true mixture
+  (``reference_log_likelihood``: of fresh draws), the dashed curves of the paper's Fig. 3b;
+- ``train_loss``: the mean training loss since the previous evaluation.
+
+Training is deterministic given ``seed`` and the evaluations draw from their own generator, so the
+curve of a shorter run is exactly the prefix of a longer one: ``labkit verify --max-steps``
+recomputes a prefix of a row and compares it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+
+import numpy as np
+import torch
+
+from .. import _checks
+
+__all__ = ["eval_steps", "mixture_curve", "memorization_point", "PAPER_GRIDS", "paper_grid"]
+
+
+def eval_steps(steps: int, first: int = 125, per_octave: int = 2) -> list[int]:
+    """The evaluation steps of a run of ``steps`` steps: 0, then ``first * 2^(k / per_octave)``
+    rounded, up to and including ``steps``. The grid depends only on ``first`` and
+    ``per_octave``, so a shorter run's grid is a prefix of a longer one's."""
+    steps = _checks.positive_int(steps, "steps")
+    first = _checks.positive_int(first, "first")
+    per_octave = _checks.positive_int(per_octave, "per_octave")
+    out, k = [0], 0
+    while True:
+        s = int(round(first * 2 ** (k / per_octave)))
+        if s >= steps:
+            break
+        if s > out[-1]:
+            out.append(s)
+        k += 1
+    out.append(steps)
+    return out
+
+
+def _mixture(mixture: str, dim: int, num_components: int, mean_std: float, generator):
+    from ..data import make_gmm, toy_mixture
+
+    _checks.choice(mixture, "mixture", ("paper", "gmm4"))
+    if mixture == "gmm4":
+        if dim != 2:
+            raise ValueError(f"dim must be 2 for the gmm4 toy, got {dim}")
+        return toy_mixture("gmm4")
+    return make_gmm(num_components, dim, mean_std, generator=generator)
+
+
+def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: float = 0.0,
+                  steps: int = 4000, batch_size: int = 128, lr: float = 3e-3,
+                  num_samples: int = 1000, sample_steps: int = 100, t_min: float = 1e-3,
+                  t_max: float = 8.0, mixture: str = "paper", num_components: int = 8,
+                  mean_std: float = 2.0, duplicate_fraction: float = 0.0, duplicate_copies: int = 1,
+                  first_eval: int = 125, evals_per_octave: int = 2, keep_samples: bool = False,
+                  device: str = "cpu", seed: int = 0) -> dict:
+    """Train a ``ScoreMLP(dim, width, depth)`` by DSM on ``n`` draws of a mixture, evaluating it
+    on the step grid :func:`eval_steps` (``first_eval``, ``evals_per_octave``).
+
+    ``mixture="paper"``: ``make_gmm(num_components, dim, mean_std)`` (the paper: K = 8, means
+    ~ N(0, 4 I), identity covariance) drawn with ``seed``; ``"gmm4"``: the 2-D K = 4 toy of the
+    paper's Fig. 2. ``duplicate_fraction`` of the points repeated ``duplicate_copies`` times.
+    Training: noise prediction (DSM weighted by sigma_t^2), times log-uniform on
+    ``[t_min, t_max]``, AdamW with ``weight_decay``, batches of ``batch_size`` (a small set is
+    tiled up to one batch, which leaves the empirical law unchanged). Each evaluation samples
+    ``num_samples`` points with the reverse SDE (``sample_steps`` steps, stopped at ``t_min``).
+
+    Returns a JSON-ready dict: ``steps`` (list), ``memorization``, ``log_likelihood``,
+    ``train_loss`` (lists, one per evaluation; the loss at step 0 is the first batch's),
+    ``null_memorization``, ``reference_log_likelihood``, ``params``, ``n_total``,
+    ``lipschitz_max`` / ``lipschitz_median`` (the spectral norm of the final network's score
+    Jacobian at t = 0.01 over 64 diffused training points), ``wall_s``, and with
+    ``keep_samples`` the final ``samples`` and the ``train`` set (rounded to 1e-4).
+    """
+    from ..capacity import _draw, lipschitz_constant
+    from ..data import with_duplicates
+    from ..metrics import memorization_ratio
+    from ..nets import ScoreMLP
+    from ..sampling import sample
+    from ..train import LogUniformTime, dsm_noise_loss, train
+
+    start = time.perf_counter()
+    n = _checks.positive_int(n, "n")
+    width = _checks.positive_int(width, "width")
+    grid = eval_steps(steps, first_eval, evals_per_octave)
+    dev = _checks.device(device)
+    g = torch.Generator().manual_seed(seed)
+    gmm = _mixture(mixture, dim, num_components, mean_std, g)
+    data = gmm.sample(n, generator=g)
+    if duplicate_fraction > 0 and duplicate_copies > 1:
+        data = with_duplicates(data, duplicate_fraction, duplicate_copies, generator=g)
+    fresh = gmm.sample(num_samples, generator=g)
+    model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
+    g_train = torch.Generator(device=dev).manual_seed(seed + 1)
+    g_eval = torch.Generator(device=dev).manual_seed(seed + 2)
+    tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
+
+    wanted = set(grid)
+    curve = {"steps": [], "memorization": [], "log_likelihood": []}
+    last = {}
+
+    def evaluate(step, net):
+        # train() calls this every step (eval_every=1); only the grid's steps are evaluated.
+        if step in wanted:
+            with torch.no_grad():
+                x = sample(net.score, num_samples, dim, steps=sample_steps, t_min=t_min, t_max=t_max,
+                           method="sde", generator=g_eval, device=dev).cpu()
+            curve["steps"].append(step)
+            curve["memorization"].append(memorization_ratio(x, data))
+            curve["log_likelihood"].append(float(gmm.log_prob(x).mean()))
+            last["samples"] = x
+        return None
+
+    history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
+                    steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    generator=g_train, callbacks=(evaluate,), eval_every=1, progress=False)
+    # mean training loss since the previous evaluation (at step 0: the first batch's loss)
+    bounds = [0] + curve["steps"][1:]
+    curve["train_loss"] = [float(np.mean(history.loss[max(a, 0):max(b, 1)]))
+                           for a, b in zip([0] + bounds[:-1], bounds)]
+    # the spectral norm of the trained score's Jacobian at t = 0.01 over 64 diffused training
+    # points (see labkit.capacity.lipschitz_constant): what weight decay acts on
+    probe, _ = _draw(data, 64, 0.01, 0.01, g)
+    lip = lipschitz_constant(model.score, probe.to(dev), 0.01).cpu()
+    out = {
+        **curve,
+        "lipschitz_max": float(lip.max()),
+        "lipschitz_median": float(lip.median()),
+        "null_memorization": memorization_ratio(fresh, data),
+        "reference_log_likelihood": float(gmm.log_prob(fresh).mean()),
+        "params": model.num_parameters(),
+        "n_total": int(data.shape[0]),
+    }
+    if keep_samples:  # rounded to 1e-4: enough for a scatter plot, a quarter of the file size
+        out["samples"] = [[round(v, 4) for v in p] for p in last["samples"].tolist()]
+        out["train"] = [[round(v, 4) for v in p] for p in data.tolist()]
+    out["wall_s"] = round(time.perf_counter() - start, 2)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# One trained network, measured once at the end (the first landing's Figs. 2-3 point function)
+
+def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_decay: float = 0.0,
+                       steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,
+                       num_samples: int = 1000, sample_steps: int = 100, t_min: float = 1e-3,
+                       t_max: float = 8.0, mixture: str = "paper", num_components: int = 8,
+                       mean_std: float = 2.0, duplicate_fraction: float = 0.0,
+                       duplicate_copies: int = 1, keep_samples: bool = False,
+                       lipschitz_t: float = 0.01, device: str = "cpu", seed: int = 0) -> dict:
+    """Train, sample, measure: one point of the paper's mixture experiments (Figs. 2-3).
+
+    ``mixture="paper"``: ``make_gmm(num_components, dim, mean_std)`` (paper: K = 8, means
+    ~ N(0, 4 I), identity covariance) drawn with seed ``seed``; ``"gmm4"``: the 2-D K = 4 toy of
+    Fig. 2 (``dim`` must be 2). ``n`` training points, optionally with a ``duplicate_fraction``
+    of them repeated ``duplicate_copies`` times. A ``ScoreMLP(dim, width, depth)`` is trained by
+    :func:`labkit.train.train` with :func:`labkit.train.dsm_noise_loss` (noise prediction, i.e.
+    DSM weighted by sigma_t^2; times log-uniform on ``[t_min, t_max]``), AdamW with
+    ``weight_decay``; then ``num_samples`` samples from the reverse SDE stopped at ``t_min``.
+
+    Returns a JSON-ready dict: ``memorization`` (1/3 rule against the training set),
+    ``null_memorization`` (the same rule on fresh draws of the law), ``log_likelihood`` (mean
+    log-density of the samples under the true law) and ``reference_log_likelihood`` (of fresh
+    draws), ``params``, ``train_loss`` (mean of the last 10% of steps), ``n_total`` (with
+    duplicates), ``lipschitz_max`` / ``lipschitz_median`` (spectral norm of the Jacobian of the
+    network's score at ``lipschitz_t``, over 64 diffused training points: see
+    :func:`lipschitz_constant`), and with ``keep_samples`` the samples and the training set as
+    nested lists.
+    """
+    from ..capacity import _draw, lipschitz_constant
+    from ..data import make_gmm, toy_mixture, with_duplicates
+    from ..metrics import memorization_ratio
+    from ..nets import ScoreMLP
+    from ..sampling import sample
+    from ..train import LogUniformTime, dsm_noise_loss, train
+
+    _checks.choice(mixture, "mixture", ("paper", "gmm4"))
+    dev = _checks.device(device)
+    g = torch.Generator().manual_seed(seed)
+    if mixture == "gmm4":
+        if dim != 2:
+            raise ValueError(f"dim must be 2 for the gmm4 toy, got {dim}")
+        gmm = toy_mixture("gmm4")
+    else:
+        gmm = make_gmm(num_components, dim, mean_std, generator=g)
+    data = gmm.sample(n, generator=g)
+    if duplicate_fraction > 0 and duplicate_copies > 1:
+        data = with_duplicates(data, duplicate_fraction, duplicate_copies, generator=g)
+    model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
+    gd = torch.Generator(device=dev).manual_seed(seed + 1)
+    # labkit.train draws batches without replacement (a batch is at most the whole set), so a
+    # small set is tiled up to one batch: every step sees batch_size noisy copies, and the
+    # empirical law (uniform over the rows) is unchanged.
+    tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
+    history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
+                    steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    generator=gd, progress=False)
+    model.eval()
+    with torch.no_grad():
+        samples = sample(model.score, num_samples, dim, steps=sample_steps, t_min=t_min, t_max=t_max,
+                         method="sde", generator=gd, device=dev).cpu()
+        fresh = gmm.sample(num_samples, generator=g)
+        tail = history.loss[-max(steps // 10, 1):]
+        probe, _ = _draw(data, 64, lipschitz_t, lipschitz_t, g)
+    lip = lipschitz_constant(model.score, probe.to(dev), lipschitz_t).cpu()
+    with torch.no_grad():
+        out = {
+            "memorization": memorization_ratio(samples, data),
+            "null_memorization": memorization_ratio(fresh, data),
+            "log_likelihood": float(gmm.log_prob(samples).mean()),
+            "reference_log_likelihood": float(gmm.log_prob(fresh).mean()),
+            "params": model.num_parameters(),
+            "train_loss": sum(tail) / len(tail),
+            "n_total": int(data.shape[0]),
+            "lipschitz_max": float(lip.max()),
+            "lipschitz_median": float(lip.median()),
+        }
+    if keep_samples:
+        out["samples"] = samples.tolist()
+        out["train"] = data.tolist()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's Fig. 3 grids, for a bigger machine (the notebook runs CPU-sized versions).
+
+PAPER_GRIDS = {
+    # Fig. 3a left: memorization over (network size, n) at d = 32; ScoreMLP widths 64..4096 at
+    # depth 4 span about 25K to 51M parameters (the paper's nets: 24K to 44M).
+    "fig3a_size_n": dict(dim=32, n=[1000, 3200, 10000, 32000, 100000],
+                         width=[64, 256, 1024, 2048, 4096], depth=4, weight_decay=0.0),
+    # Fig. 3a right: a fixed network of about 13M parameters (the paper's: 12M), d from 8 to 64.
+    "fig3a_n_dim": dict(dim=[8, 16, 32, 64], n=[1000, 3200, 10000, 32000, 100000],
+                        width=2048, depth=4, weight_decay=0.0),
+    # Fig. 3b: width and weight-decay sweeps at n = 3.2K and 10K.
+    "fig3b_width": dict(dim=32, n=[3200, 10000], width=[256, 512, 1024, 2048, 4096], depth=4,
+                        weight_decay=0.0),
+    "fig3b_decay": dict(dim=32, n=[3200, 10000], width=2048, depth=4,
+                        weight_decay=[0.0, 1e-4, 1e-3, 1e-2, 1e-1]),
+}
+
+
+def paper_grid(name: str, steps: int = 20000, batch_size: int = 1024, num_samples: int = 10000,
+               seed: int = 0) -> dict:
+    """The full grid ``labkit-sweep NAME`` runs (its defaults): one of :data:`PAPER_GRIDS` plus
+    the training settings. Notebook 02 reads these points back with ``missing="skip"``. The
+    device is not part of a point's configuration (it is bound by the command line), so results
+    computed on a GPU are found from a CPU session."""
+    if name not in PAPER_GRIDS:
+        raise ValueError(f"name must be one of {sorted(PAPER_GRIDS)}, got {name!r}")
+    return {**PAPER_GRIDS[name], "steps": steps, "batch_size": batch_size, "num_samples": num_samples,
+            "seed": seed}

@@ -1,0 +1,109 @@
+"""The registry of result sets: what ``labkit results run NAME`` computes into
+``results/NAME.json`` and the notebooks read. "Where is Fig. 3 defined?" has one answer: here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Experiment", "EXPERIMENTS", "experiment"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named result set: a point function (``"module:function"``), its grids (a list of
+    grids whose union is the set; each a mapping axis -> list or scalar), a one-line purpose,
+    and the keys of a row's result that :func:`labkit.cli.verify` compares."""
+
+    point_fn: str
+    grids: tuple
+    purpose: str
+    compare: tuple = ("memorization", "log_likelihood", "train_loss", "null_memorization")
+    prefix_key: str | None = "steps"  # the config key that shortens a run (None: rows are atomic)
+    curve_steps: str = "steps"  # the result key holding the steps at which curves were evaluated
+    prefix_args: dict = field(default_factory=dict)  # extra arguments of a shortened run
+
+
+_STUDY_TRAIN = {"depth": 2, "batch_size": 128, "lr": 3e-3, "num_samples": 1000, "sample_steps": 100}
+
+
+def _study_grids():
+    # The step budget grows with n (500 n, at least 16,000): enough for the curves to flatten if
+    # the memorization time grows about linearly in n, and visibly censored if it grows faster.
+    grids = []
+    for mixture, dim, widths in (("gmm4", 2, [64, 256]), ("paper", 8, [256])):
+        for n in (16, 32, 64, 128):
+            grids.append({"mixture": mixture, "dim": dim, "n": n, "width": widths,
+                          "steps": max(16000, 500 * n), "seed": [0, 1, 2], **_STUDY_TRAIN})
+    return tuple(grids)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "training_time": Experiment(
+        point_fn="labkit.experiments:mixture_curve",
+        grids=_study_grids(),
+        purpose="memorization and log-likelihood against training steps, n = 16-128, 3 seeds: the "
+                "2-D toy at widths 64 and 256, the d = 8 mixture at width 256 (Bonnaire et al.'s "
+                "training-time law)",
+    ),
+}
+
+# Fig. 2 (2-D, K = 4): widths from 2 to 256, three seeds, trained 32,000 steps: twice the study's
+# budget at n = 16-32, where memorization still rose by 5-15 points per doubling of steps at 16,000
+# (no plateau within reach on a CPU), so every width is far past its memorization time.
+_FIG2 = {"mixture": "gmm4", "dim": 2, "width": [2, 4, 8, 16, 64, 256], "steps": 32000, **_STUDY_TRAIN}
+EXPERIMENTS["fig2"] = Experiment(
+    point_fn="labkit.experiments:mixture_curve",
+    grids=({**_FIG2, "n": 16, "seed": 0, "keep_samples": True}, {**_FIG2, "n": 16, "seed": [1, 2]}),
+    purpose="the paper's Fig. 2 on the 2-D toy at n = 16: widths 2-256, 3 seeds, 32,000 steps "
+            "(samples kept for seed 0)",
+)
+
+# Fig. 3 at CPU scale (d = 8 unless said): 16,000 steps, the study's budget at n <= 32.
+_FIG3 = {"mixture": "paper", "steps": 16000, "seed": [0, 1, 2], **_STUDY_TRAIN}
+EXPERIMENTS["fig3"] = Experiment(
+    point_fn="labkit.experiments:mixture_curve",
+    grids=(
+        {**_FIG3, "dim": 8, "n": [16, 256], "width": [16, 64, 256], "weight_decay": 0.0},  # 3a left, 3b width
+        {**_FIG3, "dim": 8, "n": 64, "width": 256, "weight_decay": 0.0},  # the middle n (and 0% duplication)
+        {**_FIG3, "dim": [4, 16], "n": 16, "width": 256, "weight_decay": 0.0},  # 3a right
+        {**_FIG3, "dim": 8, "n": [16, 256], "width": 256, "weight_decay": [0.1, 1.0]},  # 3b decay
+    ),
+    purpose="the paper's Fig. 3 at CPU scale: d = 8 (4 and 16 for the dimension panel), n = 16-256, "
+            "widths 16-256, weight decay 0-1, 3 seeds, 16,000 steps",
+)
+
+EXPERIMENTS["duplication"] = Experiment(
+    point_fn="labkit.experiments:mixture_curve",
+    grids=({**_FIG3, "dim": 8, "n": 64, "width": 256, "duplicate_fraction": [0.1, 0.3],
+            "duplicate_copies": 10},),
+    purpose="duplicated training points (10 copies of 10% or 30% of 64 points), d = 8, width 256, "
+            "3 seeds (0% is the matching Fig. 3 row)",
+)
+
+
+def experiment(name: str) -> Experiment:
+    """The registered :class:`Experiment` called ``name`` (see :data:`EXPERIMENTS`)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
+    return EXPERIMENTS[name]
+
+
+EXPERIMENTS["table1"] = Experiment(
+    point_fn="labkit.experiments:table1_seed",
+    grids=({"n": 32, "seed": [0, 1, 2, 3, 4]},),
+    purpose="Table 1 on 32 digits with controls and the 10-50% ratio sweep, 5 runs (each its own base DiT)",
+    compare=("probe_memorization", "null_memorization", "arms", "sweep"),
+    prefix_key="train_steps", curve_steps="probe_steps", prefix_args={"curve_only": True},
+)
+
+# How long until the original DiT's memorization levels off, at n = 32 and at a larger n? The
+# base's memorization probe alone (no arms), 20,000 steps in batches of 32 (full-batch at n = 32).
+EXPERIMENTS["table1_larger_n"] = Experiment(
+    point_fn="labkit.experiments:table1_seed",
+    grids=({"n": [32, 128], "seed": 0, "train_steps": 20000, "curve_only": True},),
+    purpose="the original DiT's memorization during 20,000 training steps on 32 and 128 digits (probe only): "
+            "where does it level off, and is there a larger n where Table 1 can be run on a CPU?",
+    compare=("probe_memorization", "null_memorization"),
+    prefix_key="train_steps", curve_steps="probe_steps",
+)

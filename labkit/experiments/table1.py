@@ -1,0 +1,301 @@
+"""Table 1 of the paper: the pruning protocol (Algorithms 1-2) with controls, on scikit-learn's
+digits (notebook 03) or a local CIFAR-10 copy (``labkit prune --dataset cifar10``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .. import _checks
+from ..dit import PRESETS, DiT, load_dit, sample_images, save_dit, train_dit
+from ..pruning import (fine_tune, head_importance, magnitude_importance, prune_heads, random_importance,
+                       select_heads)
+from ..train import save_atomically
+from .mixtures import eval_steps
+
+__all__ = ["PAPER_TABLE1", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances",
+           "pruned_arm", "run_protocol", "summarize", "format_table", "TABLE1_RATIOS", "table1_seed"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Table 1: the pruning protocol (Algorithms 1-2) with controls, on digits or CIFAR-10
+
+# Table 1 of the paper: CIFAR-10 5,000-image subset, DiT, 20% of heads pruned, mean +- std over 5 runs.
+PAPER_TABLE1 = {
+    "original": {"precision": (0.39, 0.01), "recall": (0.08, 0.01), "memorization": (73.82, 1.12), "fd": (15.47, 0.28)},
+    "small-t importance": {"precision": (0.33, 0.02), "recall": (0.12, 0.01), "memorization": (68.58, 0.77), "fd": (15.07, 0.33)},
+    "random": {"precision": (0.30, 0.02), "recall": (0.09, 0.01), "memorization": (66.87, 0.94), "fd": (17.14, 0.25)},
+}
+# The protocol's arms: the paper's three plus a fine-tuned-but-unpruned control and two criteria.
+METHODS = ("original", "fine-tuned control", "small-t importance", "uniform-t importance", "random", "magnitude")
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# The protocol behind Table 1, shared by notebook 03 and the command line
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Protocol:
+    """Settings of one Table-1 run. Defaults are notebook 03's full CPU size on the digits; the
+    CLI's ``--dataset cifar10`` switches to :data:`CIFAR_PROTOCOL`, the paper's scale."""
+
+    preset: str = "digits"
+    train_steps: int = 5000
+    train_lr: float = 3e-3
+    batch_size: int = 32
+    finetune_steps: int = 200
+    finetune_lr: float = 1e-3
+    ratio: float = 0.2
+    seeds: int = 3
+    num_samples: int = 400
+    sample_steps: int = 40
+    importance_batches: int = 16
+    classifier_steps: int = 400
+
+    def __post_init__(self):
+        _checks.choice(self.preset, "preset", tuple(PRESETS))
+        for name in ("train_steps", "batch_size", "finetune_steps", "seeds", "num_samples", "sample_steps",
+                     "importance_batches", "classifier_steps"):
+            _checks.positive_int(getattr(self, name), name)
+        _checks.positive_float(self.train_lr, "train_lr")
+        _checks.positive_float(self.finetune_lr, "finetune_lr")
+        _checks.unit_interval(self.ratio, "ratio", closed_left=True, closed_right=False)
+
+
+# The paper's scale (CIFAR-10 5,000-image subset, a DiT-S/2-sized model, 5 runs). The paper does
+# not state its training, fine-tuning or sampling settings; these are labkit's choices for a GPU.
+CIFAR_PROTOCOL = Protocol(preset="cifar", train_steps=100_000, train_lr=1e-4, batch_size=128, finetune_steps=10_000,
+                          finetune_lr=1e-4, seeds=5, num_samples=5000, sample_steps=100, importance_batches=64,
+                          classifier_steps=3000)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _claim(out_dir: Path, data, protocol: Protocol) -> None:
+    """Record which data and protocol ``out_dir``'s cache belongs to; refuse a different one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = {"dataset": data.name, "n": int(data.train.shape[0]), "protocol": asdict(protocol)}
+    path = out_dir / "protocol.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != stamp:
+            raise ValueError(f"{str(out_dir)!r} caches a run of {old}, not {stamp}; use another output folder "
+                             "or delete this one")
+    else:
+        _write_json(path, stamp)
+
+
+def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(), eval_every=None,
+               progress: bool = False, seed: int = 0) -> tuple[DiT, dict]:
+    """Train (or load) the original DiT on ``data.train``; cached as ``out_dir/base.pt`` and
+    resumed from ``out_dir/base_train.pt`` after an interruption. ``seed`` draws the initial
+    weights and the training noise (seed 0 is the first landing's base model). Returns
+    ``(model, extra)`` where ``extra["evals"]`` holds the callbacks' history (``[]`` without
+    callbacks)."""
+    out_dir = Path(out_dir)
+    _claim(out_dir, data, protocol)
+    path = out_dir / "base.pt"
+    if path.is_file():
+        model, extra = load_dit(path, map_location=device)
+        return model, extra
+    model = DiT(PRESETS[protocol.preset], generator=torch.Generator().manual_seed(10_000 * seed)).to(device)
+    history = train_dit(model, data.train.to(device), steps=protocol.train_steps, batch_size=protocol.batch_size,
+                        lr=protocol.train_lr, generator=torch.Generator(device=device).manual_seed(10_000 * seed + 1),
+                        callbacks=callbacks, eval_every=eval_every, checkpoint_path=out_dir / "base_train.pt",
+                        progress=progress)
+    extra = {"evals": history.evals, "loss": history.loss}
+    save_dit(model, path, **extra)
+    (out_dir / "base_train.pt").unlink(missing_ok=True)
+    return model, extra
+
+
+def importances(model: DiT, data, protocol: Protocol) -> dict[str, torch.Tensor]:
+    """The four head scores of the protocol, (L, H) each: small-t and uniform-t Algorithm 2,
+    weight magnitude, and (per seed, in :func:`pruned_arm`) random."""
+    common = dict(batches=protocol.importance_batches, batch_size=protocol.batch_size)
+    device = next(model.parameters()).device
+    return {
+        "small-t importance": head_importance(model, data.train.to(device), time_dist="small",
+                                              generator=torch.Generator(device=device).manual_seed(2), **common),
+        "uniform-t importance": head_importance(model, data.train.to(device), time_dist="uniform",
+                                                generator=torch.Generator(device=device).manual_seed(2), **common),
+        "magnitude": magnitude_importance(model),
+    }
+
+
+def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, classifier, out_dir, *,
+               ratio: float | None = None, scores: dict | None = None) -> dict:
+    """One cell of the table: build ``method``'s model from ``base`` (prune ``ratio`` of the
+    heads and fine-tune, fine-tune only for the control, nothing for the original), draw
+    ``num_samples`` images with seed ``seed`` and evaluate them. Cached as JSON plus the samples
+    (``out_dir/<method>_r<ratio>_s<seed>.json / .pt``). Returns the metrics dict with
+    ``params`` and the pruned ``heads``."""
+    from ..images import evaluate_images
+
+    _checks.choice(method, "method", METHODS)
+    ratio = protocol.ratio if ratio is None else _checks.unit_interval(ratio, "ratio", closed_left=True,
+                                                                      closed_right=False)
+    out_dir = Path(out_dir)
+    stem = f"{method.replace(' ', '_')}_r{ratio:.2f}_s{seed}"
+    path = out_dir / f"{stem}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    device = next(base.parameters()).device
+    model, heads = copy.deepcopy(base).requires_grad_(True), {}
+    if method not in ("original", "fine-tuned control") and ratio > 0:
+        if method == "random":
+            score = random_importance(base, torch.Generator().manual_seed(1000 + seed))
+        else:
+            score = (scores or importances(base, data, protocol))[method]
+        heads = select_heads(score, ratio)
+        model = prune_heads(base, heads)
+    if method != "original":
+        fine_tune(model, data.train.to(device), steps=protocol.finetune_steps, batch_size=protocol.batch_size,
+                  lr=protocol.finetune_lr, generator=torch.Generator(device=device).manual_seed(3000 + seed))
+    samples = sample_images(model, protocol.num_samples, steps=protocol.sample_steps,
+                            generator=torch.Generator(device=device).manual_seed(4000 + seed)).cpu()
+    result = evaluate_images(samples, data, classifier)
+    result.update(params=model.num_parameters(), heads={str(k): v for k, v in heads.items()}, method=method,
+                  seed=seed, ratio=ratio)
+    save_atomically(samples, out_dir / f"{stem}.pt")
+    _write_json(path, result)
+    return result
+
+
+def run_protocol(data, protocol: Protocol, out_dir, *, device="cpu", methods=METHODS, classifier=None,
+                 progress: bool = False, log=print) -> dict[str, list[dict]]:
+    """Algorithm 1 with controls over ``protocol.seeds`` seeds: train (or load) the base DiT,
+    train the feature classifier on the held-out images unless ``classifier`` is given, then
+    every ``method`` x seed cell (cached, so an interrupted run resumes). Returns
+    ``{method: [metrics per seed]}`` and writes ``out_dir/results.json``."""
+    from ..images import train_classifier
+
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a Protocol, got {type(protocol).__name__}")
+    for method in methods:
+        _checks.choice(method, "methods", METHODS)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base, _ = train_base(data, protocol, out_dir, device=device, progress=progress)
+    if classifier is None:
+        classifier = train_classifier(data.held_out.to(device), data.held_out_labels.to(device),
+                                      steps=protocol.classifier_steps, generator=torch.Generator().manual_seed(5))
+    scores = importances(base, data, protocol)
+    results = {}
+    for method in methods:
+        results[method] = [pruned_arm(base, data, protocol, method, seed, classifier, out_dir, scores=scores)
+                           for seed in range(protocol.seeds)]
+        log(f"done: {method}")
+    _write_json(out_dir / "results.json", {"protocol": asdict(protocol), "dataset": data.name,
+                                           "n": int(data.train.shape[0]), "results": results})
+    return results
+
+
+def summarize(results: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{method: {metric: (mean, std)}}`` over seeds (std with Bessel's correction; 0 for one seed)."""
+    out = {}
+    for method, runs in results.items():
+        out[method] = {}
+        for key in ("precision", "recall", "memorization", "fd", "params"):
+            values = torch.tensor([float(r[key]) for r in runs], dtype=torch.float64)
+            std = values.std().item() if len(values) > 1 else 0.0
+            out[method][key] = (values.mean().item(), std)
+    return out
+
+
+def format_table(results: dict[str, list[dict]], fd_name: str = "FD") -> str:
+    """Markdown table of mean +- std per method, with the paper's Table 1 row (CIFAR-10, FID)
+    beside each method it reports."""
+    summary = summarize(results)
+    lines = [f"| model | precision | recall | memorization % | {fd_name} | params | paper: prec / rec / mem % / FID |",
+             "|---|---|---|---|---|---|---|"]
+    for method, row in summary.items():
+        cells = [f"{row[k][0]:.2f} +- {row[k][1]:.2f}" for k in ("precision", "recall", "memorization", "fd")]
+        paper = PAPER_TABLE1.get(method)
+        paper_cell = " / ".join(f"{paper[k][0]:g}" for k in ("precision", "recall", "memorization", "fd")) \
+            if paper else "-"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {row['params'][0]:,.0f} | {paper_cell} |")
+    return "\n".join(lines)
+
+
+TABLE1_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def table1_seed(n: int, seed: int, preset: str = "digits", train_steps: int = 5000, train_lr: float = 3e-3,
+                batch_size: int = 32, finetune_steps: int = 200, finetune_lr: float = 1e-3, ratio: float = 0.2,
+                num_samples: int = 400, sample_steps: int = 40, importance_batches: int = 16,
+                classifier_steps: int = 400, sweep_ratios=TABLE1_RATIOS, probe_samples: int = 200,
+                first_probe: int = 250, curve_only: bool = False, device: str = "cpu") -> dict:
+    """One run of Table 1 on ``n`` of scikit-learn's digits (the training set is the same for every
+    ``seed``: seed 0 of :func:`labkit.images.load_digits`, as the paper fixes its CIFAR-10 subset).
+
+    ``seed`` draws the base DiT's initial weights and training noise, the random heads, the
+    fine-tuning and the sampler, so runs differ in everything but the data. The base is trained
+    ``train_steps`` steps with a memorization probe (``probe_samples`` samples, 1/3 rule) on the
+    step grid :func:`eval_steps` (``first_probe``, one per octave), then every arm of
+    :data:`METHODS` at ``ratio``, and the ratio sweep (small-t importance and random pruning at
+    each of ``sweep_ratios``). Models and samples are cached under the labkit cache folder, so an
+    interrupted run resumes. ``curve_only`` stops after the probe curve (for ``labkit verify``).
+
+    Returns ``probe_steps``, ``probe_memorization`` (lists), ``null_memorization`` (the 1/3 rule on
+    held-out digits, percent), ``arms`` ({method: metrics}), ``sweep`` ({method: [metrics per
+    ratio]}) and ``wall_s``.
+    """
+    import hashlib
+
+    from ..images import image_memorized, load_digits, train_classifier
+    from ..plotting import cache_dir
+
+    start = time.perf_counter()
+    dev = _checks.device(device)
+    protocol = Protocol(preset=preset, train_steps=train_steps, train_lr=train_lr, batch_size=batch_size,
+                        finetune_steps=finetune_steps, finetune_lr=finetune_lr, ratio=ratio, seeds=1,
+                        num_samples=num_samples, sample_steps=sample_steps,
+                        importance_batches=importance_batches, classifier_steps=classifier_steps)
+    data = load_digits(n, generator=torch.Generator().manual_seed(0))
+    grid = eval_steps(train_steps, first_probe, 1)
+    probe = {"steps": [], "memorization": []}
+
+    def memorization_probe(step, model):
+        if step in grid:
+            x = sample_images(model, probe_samples, steps=sample_steps,
+                              generator=torch.Generator(device=dev).manual_seed(10 + seed))
+            probe["steps"].append(step)
+            probe["memorization"].append(100 * image_memorized(x.cpu(), data.train).double().mean().item())
+        return None
+
+    tag = hashlib.sha256(json.dumps([n, seed, asdict(protocol)], sort_keys=True).encode()).hexdigest()[:12]
+    out_dir = cache_dir("table1", f"n{n}_s{seed}_{tag}")
+    base, extra = train_base(data, protocol, out_dir, device=dev, seed=seed, callbacks=[memorization_probe],
+                             eval_every=1)
+    if not probe["steps"]:  # the base came from the cache: its probe curve was stored with it
+        probe = extra["probe"]
+    elif "probe" not in extra:
+        save_dit(base, out_dir / "base.pt", **{**extra, "probe": probe})
+    held = data.held_out[:num_samples]
+    out = {"probe_steps": probe["steps"], "probe_memorization": probe["memorization"],
+           "null_memorization": 100 * image_memorized(held, data.train).double().mean().item()}
+    if curve_only:
+        return out
+    classifier = train_classifier(data.held_out.to(dev), data.held_out_labels.to(dev), steps=classifier_steps,
+                                  generator=torch.Generator().manual_seed(5))
+    scores = importances(base, data, protocol)
+    out["arms"] = {m: pruned_arm(base, data, protocol, m, seed, classifier, out_dir, scores=scores)
+                   for m in METHODS}
+    out["sweep"] = {m: [pruned_arm(base, data, protocol, m, seed, classifier, out_dir, ratio=r, scores=scores)
+                        for r in sweep_ratios] for m in ("small-t importance", "random")}
+    out["wall_s"] = round(time.perf_counter() - start, 2)
+    return out
