@@ -1,9 +1,26 @@
-"""Shared fixtures: small, seeded problems where every quantity has a closed form."""
+"""Shared fixtures: small, seeded problems where every quantity has a closed form, and one
+book build that every browser test of a session reads."""
 
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import filelock
 import pytest
 import torch
 
 from labkit import data
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -24,3 +41,98 @@ def gmm64(gen):
 def paper_gmm(gen):
     """The paper's mixture (K = 8, mu ~ N(0, 4 I), identity covariance) at d = 4, float64."""
     return data.make_gmm(8, 4, generator=gen, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The book, built once and shared by tests/test_book.py, test_a11y.py and test_layout.py.
+#
+# Under pytest-xdist (`--dist loadfile`) those files run in different worker processes, which
+# cannot share a session fixture. The build is shared on disk instead: .cache/book-site-<key>/,
+# where <key> hashes everything the book is made of (docs/, the notebooks, labkit's sources for
+# the API page, the figures, the asset lock file, the installed packages and the command). The
+# first process takes a file lock and builds into a temporary folder renamed into place when
+# sphinx-build succeeds; the others wait on the lock and read the result. An unchanged checkout
+# reuses the build across sessions; a changed one gets a new key.
+
+BOOK_CACHE = ROOT / ".cache"
+BOOK_TIMEOUT = 600  # seconds for one sphinx-build on a busy 2-core machine
+BOOK_STALE = 3600  # seconds: older, unused builds under .cache are removed after a build
+
+
+def book_command(out: Path) -> list[str]:
+    """The strict render of the committed notebooks (``make book BOOK_ARGS=--no-execute``):
+    ``-W --keep-going`` reports every warning and still writes the whole site."""
+    sphinx = Path(sys.executable).with_name("sphinx-build")
+    return [str(sphinx), "-b", "html", "-W", "--keep-going", "-q", "-d", str(out / "doctrees"),
+            str(ROOT / "docs"), str(out / "site")]
+
+
+def book_inputs() -> list[Path]:
+    """The files the book is built from (the mirror docs/notebooks/ is rebuilt from notebooks/)."""
+    docs = [path for path in (ROOT / "docs").rglob("*") if path.is_file()
+            and not {"notebooks", "__pycache__"} & set(path.relative_to(ROOT / "docs").parts)]
+    return sorted([*docs, *(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "labkit").rglob("*.py"),
+                   *(ROOT / "figures").glob("*"), ROOT / "book" / "package-lock.json"])
+
+
+def book_key() -> str:
+    digest = hashlib.sha256()
+    for path in book_inputs():
+        if path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    packages = sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in metadata.distributions())
+    digest.update("\n".join([sys.version, *packages, *book_command(Path("OUT"))]).encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class BookBuild:
+    """A built book: ``site`` (its root folder), ``returncode`` of the strict sphinx-build and
+    its ``log`` (both None for a site given by ``$LABKIT_BOOK_SITE``)."""
+
+    site: Path
+    returncode: int | None
+    log: str | None
+
+
+def build_book() -> BookBuild:
+    """The shared strict build of the book: built once, race-safe across processes."""
+    BOOK_CACHE.mkdir(exist_ok=True)
+    final = BOOK_CACHE / f"book-site-{book_key()}"
+    with filelock.FileLock(str(BOOK_CACHE / "book-site.lock"), timeout=2 * BOOK_TIMEOUT):
+        if not (final / "build.json").is_file():
+            tmp = BOOK_CACHE / f"{final.name}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            env = {key: value for key, value in os.environ.items() if key != "LABKIT_FAST"}
+            result = subprocess.run(book_command(tmp), env=env, capture_output=True, text=True,
+                                    timeout=BOOK_TIMEOUT, cwd=ROOT)
+            shutil.rmtree(tmp / "doctrees", ignore_errors=True)
+            log = {"returncode": result.returncode, "log": result.stdout + result.stderr}
+            (tmp / "build.json").write_text(json.dumps(log), encoding="utf-8")
+            if result.returncode not in (0, 1):  # 1: warnings under -W; 2: the build broke
+                return BookBuild(tmp / "site", result.returncode, log["log"])
+            shutil.rmtree(final, ignore_errors=True)  # a folder left without build.json
+            os.replace(tmp, final)
+            for old in BOOK_CACHE.glob("book-site-*"):
+                if old != final and old.is_dir() and time.time() - old.stat().st_mtime > BOOK_STALE:
+                    shutil.rmtree(old, ignore_errors=True)
+        os.utime(final)  # in use: not stale
+    log = json.loads((final / "build.json").read_text(encoding="utf-8"))
+    return BookBuild(final / "site", log["returncode"], log["log"])
+
+
+@pytest.fixture(scope="session")
+def book_build() -> BookBuild:
+    """The book of the committed notebooks, strictly built once (or ``$LABKIT_BOOK_SITE``)."""
+    if os.environ.get("LABKIT_BOOK_SITE"):
+        return BookBuild(Path(os.environ["LABKIT_BOOK_SITE"]).resolve(), None, None)
+    return build_book()
+
+
+@pytest.fixture(scope="session")
+def book_site(book_build) -> Path:
+    """The built site/ folder of the book (``index.html`` at its root)."""
+    assert (book_build.site / "index.html").is_file(), \
+        f"the book was not built (sphinx-build exit {book_build.returncode}):\n{book_build.log}"
+    return book_build.site

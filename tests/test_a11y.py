@@ -1,7 +1,8 @@
 """Accessibility of the book (WCAG 2.1 AA): axe-core on every page, in headless Chromium.
 
 The site is built from the committed notebooks with execution off (as ``make book
-BOOK_ARGS=--no-execute`` does) into a temporary folder, or ``$LABKIT_BOOK_SITE`` is checked
+BOOK_ARGS=--no-execute`` does) once for every book test of a session (the ``book_site``
+fixture of ``tests/conftest.py``), or ``$LABKIT_BOOK_SITE`` is checked
 instead (e.g. ``site`` after ``make book``). It is served on 127.0.0.1, and every page is
 opened: the landing page, every notebook, the reference pages, the indexes, the source pages
 and the search page with a query. Once formulas and widgets have rendered, axe-core (the npm
@@ -22,8 +23,6 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "book" / "node_modules" / "axe-core" / "axe.min.js"
-SPHINX = Path(sys.executable).with_name("sphinx-build")
 CHROMIUM = next(filter(None, map(shutil.which, ["chromium", "chromium-browser", "google-chrome"])), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -44,16 +42,9 @@ SEARCH = "search.html?q=empirical_score"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The book of the committed notebooks (or ``$LABKIT_BOOK_SITE``)."""
-    if os.environ.get("LABKIT_BOOK_SITE"):
-        return Path(os.environ["LABKIT_BOOK_SITE"]).resolve()
-    tmp = tmp_path_factory.mktemp("a11y-book")
-    command = [str(SPHINX), "-b", "html", "-q", "-d", str(tmp / "doctrees"), str(ROOT / "docs"), str(tmp / "site")]
-    env = {key: value for key, value in os.environ.items() if key != "LABKIT_FAST"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
-    return tmp / "site"
+def site(book_site) -> Path:
+    """The book of the committed notebooks, built once per session (tests/conftest.py)."""
+    return book_site
 
 
 # Every page of the book, and the search page with a query. Of the highlighted source pages
