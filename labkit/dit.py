@@ -309,10 +309,11 @@ class DDPMTime:
 def train_dit(model: DiT, images: torch.Tensor, *, steps: int, batch_size: int = 64, lr: float = 1e-3,
               weight_decay: float = 0.0, warmup_steps: int = 0, grad_clip: float | None = None,
               ema_decay: float | None = None, generator: torch.Generator | None = None, callbacks=(),
-              eval_every: int | None = None, checkpoint_path=None, progress: bool = True):
+              eval_every: int | None = None, checkpoint_path=None, progress: bool = True, eval_at=None):
     """Train a DiT on (n, C, H, W) images with :func:`labkit.train.train`: noise-prediction loss
     at uniform DDPM steps, AdamW, EMA off by default (an average of weights lags behind the
-    sharp empirical score, so it slows memorization). Resumes from ``checkpoint_path``.
+    sharp empirical score, so it slows memorization). Resumes from ``checkpoint_path``, with
+    the callbacks' evaluations on the schedule ``eval_at`` (see :func:`labkit.train.train`).
     Returns the :class:`labkit.train.History`."""
     if not isinstance(model, DiT):
         raise TypeError(f"model must be a DiT, got {type(model).__name__}")
@@ -324,7 +325,7 @@ def train_dit(model: DiT, images: torch.Tensor, *, steps: int, batch_size: int =
     return train(model, partial(dsm_noise_loss, t_sampler=DDPMTime("uniform")), images, steps=steps,
                  batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
                  grad_clip=grad_clip, ema_decay=ema_decay,
-                 generator=generator, callbacks=callbacks, eval_every=eval_every,
+                 generator=generator, callbacks=callbacks, eval_every=eval_every, eval_at=eval_at,
                  checkpoint_path=checkpoint_path, progress=progress)
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-import platformdirs
 import torch
 
 __all__ = [
@@ -84,22 +83,15 @@ def figures_dir() -> Path:
 
 
 def cache_dir(*parts: str) -> Path:
-    """A cache folder ``<root>/<size>/<parts>``, created on demand.
+    """A cache folder ``<root>/<size>/<parts>``, created on demand (:func:`labkit.store.cache_dir`).
 
     ``root`` is ``$LABKIT_CACHE``, else ``<checkout>/.cache`` in a source checkout, else the
     user cache directory (``platformdirs.user_cache_path("labkit")``) for an installed package.
     The fast size gets its own sub-folder so a test run never reads full-size results.
     """
-    checkout = repo_root()
-    if os.environ.get("LABKIT_CACHE"):
-        root = Path(os.environ["LABKIT_CACHE"])
-    elif checkout is not None:
-        root = checkout / ".cache"
-    else:
-        root = platformdirs.user_cache_path("labkit")
-    path = root.joinpath("fast" if is_fast() else "full", *parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    from .store import cache_dir as _cache_dir
+
+    return _cache_dir(*parts)
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

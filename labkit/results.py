@@ -63,27 +63,16 @@ def resolve(spec: str):
 
 
 def full_config(fn, config: dict, bound=("device",)) -> dict:
-    """``config`` with every other parameter of ``fn`` at its default (minus ``bound`` ones, which
-    the command line sets), so a row records everything that produced it."""
-    sig = inspect.signature(fn)
-    unknown = [k for k in config if k not in sig.parameters]
-    if unknown:
-        raise ValueError(f"config keys {unknown} are not parameters of {fn.__module__}.{fn.__qualname__}")
-    out = {}
-    for name, p in sig.parameters.items():
-        if name in bound:
-            continue
-        if name in config:
-            out[name] = config[name]
-        elif p.default is inspect.Parameter.empty:
-            raise ValueError(f"config lacks {name!r}, required by {fn.__qualname__}")
-        else:
-            out[name] = p.default
-    return out
+    """``config`` with every other parameter of ``fn`` at its current default (minus ``bound``
+    ones, which the command line sets), so a row records everything that produced it
+    (:func:`labkit.store.fill_defaults`)."""
+    from .store import fill_defaults
+
+    return fill_defaults(fn, config, bound)
 
 
 def _canonical(obj) -> str:
-    from .sweeps import _canonical as canonical  # one canonical JSON for sweep keys and result rows
+    from .store import canonical  # one canonical JSON for sweep keys and result rows
 
     return canonical(obj)
 
@@ -98,14 +87,9 @@ def _git_commit() -> str | None:
 
 
 def _write_atomically(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=False, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from .store import write_json
+
+    write_json(path, obj)
 
 
 def load_results(path) -> dict:
@@ -141,6 +125,55 @@ def _configs(name: str) -> tuple[str, list[dict]]:
                 seen.add(key)
                 configs.append(full)
     return exp.point_fn, configs
+
+
+def _row_key(fn, config: dict, version) -> str | None:
+    """A row's key (:func:`labkit.store.row_key`), or None when its config no longer fits the
+    point function (a parameter it names was removed)."""
+    from .store import row_key
+
+    try:
+        return row_key(fn, config, version)
+    except ValueError:
+        return None
+
+
+def _index(fn, rows, version) -> dict:
+    """``{key: row}`` of the stored rows at the experiment's ``version`` (a row without one is
+    version 1), keyed with the point function's current defaults filled in."""
+    out = {}
+    for row in rows:
+        if row.get("version", 1) != version:
+            continue
+        key = _row_key(fn, row["config"], version)
+        if key is not None:
+            out[key] = row
+    return out
+
+
+def _source(fn) -> str:
+    from .sweeps import function_identity
+
+    return function_identity(fn)["source"][:16]
+
+
+def _row_provenance(fn, device: str) -> dict:
+    import torch
+
+    from . import __version__
+
+    return {"commit": _git_commit(), "labkit": __version__, "torch": torch.__version__, "device": device,
+            "source": _source(fn), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _summary(rows) -> dict:
+    """The file block's account of where its rows came from: ``{commit: rows}`` (``"unrecorded"``
+    for rows stored without their own provenance)."""
+    counts = {}
+    for row in rows:
+        commit = (row.get("provenance") or {}).get("commit") or "unrecorded"
+        counts[commit] = counts.get(commit, 0) + 1
+    return counts
 
 
 def _one_row(spec: str, config: dict, device: str, threads: int) -> tuple[dict, dict, float]:
@@ -190,17 +223,17 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
 
     from . import __version__
 
+    fn = resolve(spec)
+    version = exp.version
+    keyed = [(_row_key(fn, c, version), c) for c in configs]
     done = {}
     if path.exists():
         old = load_results(path)
         if old["point_fn"] != spec:
             raise ValueError(f"{path} was made by {old['point_fn']}, not {spec}; move it away to recompute")
-        wanted = {_canonical(c) for c in configs}
-        for row in old["rows"]:
-            key = _canonical(row["config"])
-            if key in wanted:
-                done[key] = row
-    todo = [c for c in configs if _canonical(c) not in done]
+        found = _index(fn, old["rows"], version)
+        done = {k: found[k] for k, _ in keyed if k in found}
+    todo = [c for k, c in keyed if k not in done]
     if limit is not None:
         todo = todo[:limit]
     log(f"{name}: {len(configs)} rows, {len(done)} in {path}, computing {len(todo)}")
@@ -212,9 +245,10 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
     start = time.perf_counter()
 
     def write():
-        order = {_canonical(c): i for i, c in enumerate(configs)}
-        rows = sorted(done.values(), key=lambda r: order[_canonical(r["config"])])
-        prov = {**provenance, "wall_s": round(sum(r["wall_s"] for r in rows), 1)}
+        order = {k: i for i, (k, _) in enumerate(keyed)}
+        rows = sorted(done.values(), key=lambda r: order[_row_key(fn, r["config"], version)])
+        prov = {**provenance, "version": version, "rows_by_commit": _summary(rows),
+                "wall_s": round(sum(r["wall_s"] for r in rows), 1)}
         _write_atomically(path, {"name": name, "purpose": exp.purpose, "provenance": prov,
                                  "point_fn": spec, "rows": rows})
 
@@ -232,7 +266,9 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
                 outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) \
                     if (n_jobs != 1 or client is not None) else (j[0](*j[1], **j[2]) for j in jobs)
                 for k, (config, result, wall) in enumerate(outputs, 1):
-                    done[_canonical(config)] = {"config": config, "result": result, "wall_s": wall}
+                    done[_row_key(fn, config, version)] = {
+                        "config": config, "result": result, "wall_s": wall, "version": version,
+                        "provenance": _row_provenance(fn, device)}
                     write()
                     log(f"  [{k}/{len(todo)}] {wall:7.1f} s  {_short(config)}")
         finally:
@@ -298,9 +334,10 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
         if EXPERIMENTS[name].point_fn != spec:
             raise ValueError(f"{path}: made by {spec}, but experiment {name!r} now uses {EXPERIMENTS[name].point_fn}")
         _, current = _configs(name)
-        current_keys = {_canonical(c) for c in current}
+        version = EXPERIMENTS[name].version
+        current_keys = {_row_key(fn, c, version) for c in current}
     else:
-        current_keys = None
+        current_keys, version = None, None
     candidates = list(range(len(data["rows"])))
     if not candidates:
         raise ValueError(f"{path} holds no rows")
@@ -313,14 +350,23 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
     for i in picked:
         row = data["rows"][i]
         config = dict(row["config"])
-        if current_keys is not None and _canonical(config) not in current_keys:
+        if current_keys is not None and (row.get("version", 1) != version
+                                         or _row_key(fn, config, version) not in current_keys):
             raise ValueError(f"{path}: row {i}'s config is not in experiment {name!r}'s current grid "
                              f"(the grid or {spec}'s defaults changed): {_short(config)}; rerun "
                              f"`labkit results run {name}`")
         try:
-            full_config(fn, config)
+            config = full_config(fn, config)
         except ValueError as exc:
             raise ValueError(f"{path}: row {i}: {exc} (the point function changed)") from None
+        made = row.get("provenance") or {}
+        if made:
+            changed = made.get("source") != _source(fn)
+            log(f"row {i} was computed by {spec} at commit {str(made.get('commit'))[:10]} "
+                f"({made.get('date')}); its source has {'CHANGED' if changed else 'not changed'} since")
+        else:
+            log(f"row {i} does not record the commit that computed it (the file block names "
+                f"{str(data['provenance'].get('commit'))[:10]})")
         expected = dict(row["result"])
         exp = EXPERIMENTS.get(name)
         prefix_key = exp.prefix_key if exp is not None else "steps"
@@ -367,7 +413,10 @@ def results_table(name: str, *, missing: str = "compute", path=None, log=print):
 
     if missing not in ("compute", "skip"):
         raise ValueError(f"missing must be 'compute' or 'skip', got {missing!r}")
+    from .experiments import experiment
+
     spec, configs = _configs(name)
+    fn, version = resolve(spec), experiment(name).version
     path = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
     found, provenance = {}, None
     if path.exists():
@@ -375,18 +424,20 @@ def results_table(name: str, *, missing: str = "compute", path=None, log=print):
         if data["point_fn"] != spec:
             raise ValueError(f"{path} was made by {data['point_fn']}, but {name!r} now uses {spec}")
         provenance = data["provenance"]
-        found = {_canonical(r["config"]): r for r in data["rows"]}
+        found = _index(fn, data["rows"], version)
     rows, computed, skipped = [], 0, 0
     folder = None
     for config in configs:
-        key = _canonical(config)
+        key = _row_key(fn, config, version)
         row = found.get(key)
         if row is None and missing == "compute":
+            from .store import digest
+
             if folder is None:
                 folder = cache_dir("results", name)
-            import hashlib
-
-            entry = folder / (hashlib.sha256(key.encode()).hexdigest()[:20] + ".json")
+            # a row computed here is keyed on the point function's source too: an edit of the
+            # function recomputes it (committed rows are keyed on the experiment's version)
+            entry = folder / (digest({"key": key, "source": _source(fn)}) + ".json")
             if entry.exists():
                 row = json.loads(entry.read_text())
             else:

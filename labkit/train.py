@@ -27,7 +27,6 @@ import functools
 import hashlib
 import inspect
 import math
-import os
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
@@ -184,13 +183,12 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 def save_atomically(obj, path) -> None:
-    """``torch.save(obj, path)`` through a tmp file and ``os.replace``: a crash never leaves a
-    truncated file at ``path``. Used for training checkpoints, DiT checkpoints and samples."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save(obj, path)`` through a tmp file, ``fsync`` and ``os.replace``: a crash never
+    leaves a truncated file at ``path`` (:func:`labkit.store.save_torch`). Used for training
+    checkpoints, DiT checkpoints and samples."""
+    from .store import save_torch
+
+    save_torch(obj, path)
 
 
 def load_checkpoint(path, model: nn.Module | None = None, use_ema: bool = False,
@@ -322,7 +320,7 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
           grad_clip: float | None = None, ema_decay: float | None = None,
           generator: torch.Generator | None = None, callbacks=(), eval_every: int | None = None,
           checkpoint_path=None, checkpoint_every: int | None = None,
-          progress: bool = True) -> History:
+          progress: bool = True, eval_at=None) -> History:
     """Train ``model`` for ``steps`` optimizer steps on ``data`` and return its :class:`History`.
 
     ``loss_fn(model, batch, generator=generator) -> (b,)`` per-sample losses (the loop
@@ -335,9 +333,14 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
     average of the weights in ``history.ema``.
 
     ``callbacks``: functions ``callback(step, model) -> dict of numbers | None`` run (in eval
-    mode, on the EMA model when there is one) at step 0, every ``eval_every`` steps and at
-    the end; their outputs go to ``history.evals``. Callbacks should use their own generator,
-    so evaluating does not change the training run.
+    mode, on the EMA model when there is one) on the evaluation schedule ``eval_at``: an int
+    period (step 0, every ``eval_at`` steps and the end), or a collection of steps in
+    ``[0, steps]`` (exactly those); without it, at step 0 and at the end. ``eval_every`` is the
+    older name of an int ``eval_at``. Their outputs go to ``history.evals``, which is part of
+    the checkpoint: a resumed run returns the same evaluations as an uninterrupted one. A
+    callback with its own state (the generator it samples with, say) exposes
+    ``state_dict()`` / ``load_state_dict(state)``, and that state is checkpointed with the run.
+    Callbacks should use their own generator, so evaluating does not change the training run.
 
     ``generator`` (on the model's device) drives batches, times and noise: the same seed
     gives the same weights. ``checkpoint_path``: write model, optimizer, EMA, step, generator
@@ -381,6 +384,7 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
     if not all(callable(c) for c in callbacks):
         raise TypeError("callbacks must be a sequence of callables callback(step, model)")
     eval_every = _checks.optional_positive_int(eval_every, "eval_every")
+    schedule = _schedule(eval_at, eval_every, steps)
     checkpoint_every = _checks.optional_positive_int(checkpoint_every, "checkpoint_every") \
         or max(steps // 10, 1)
 
@@ -421,6 +425,9 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
         generator.set_state(ckpt["generator"])
         batches.load_state_dict(ckpt["batches"])
         history.load_state_dict(ckpt["history"])
+        for callback, state in zip(callbacks, ckpt.get("callbacks") or ()):
+            if state is not None:
+                callback.load_state_dict(state)
         step = int(ckpt["step"])
 
     def save() -> None:
@@ -428,10 +435,12 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "ema": None if history.ema is None else history.ema.state_dict(),
             "step": step, "generator": generator.get_state(), "batches": batches.state_dict(),
-            "history": history.state_dict(), "config": config, "fingerprint": fingerprint}, path)
+            "history": history.state_dict(), "config": config, "fingerprint": fingerprint,
+            "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks]},
+            path)
 
     eval_model = history.ema if history.ema is not None else model
-    if callbacks and step == 0:
+    if callbacks and step == 0 and schedule(0):
         _evaluate(callbacks, 0, eval_model, history)
 
     model.train()
@@ -460,13 +469,36 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
                 raise FloatingPointError(f"training loss became {value} at step {step}; lower lr "
                                          "or set grad_clip")
             history.loss.append(value)
-            if callbacks and eval_every is not None and (step % eval_every == 0 or step == steps):
+            if callbacks and schedule(step):
                 _evaluate(callbacks, step, eval_model, history)
             if path is not None and (step % checkpoint_every == 0 or step == steps):
                 save()
             bar.update(1)
             if step % 50 == 0 or step == steps:
                 bar.set_postfix(loss=f"{value:.4g}")
-    if callbacks and eval_every is None and history.evals[-1]["step"] != steps:
-        _evaluate(callbacks, steps, eval_model, history)
     return history
+
+
+def _schedule(eval_at, eval_every, steps: int):
+    """``at(step) -> bool``: whether the callbacks run at ``step`` (see :func:`train`)."""
+    if eval_at is not None and eval_every is not None:
+        raise ValueError("pass eval_at or eval_every (its older name), not both")
+    if eval_at is None:
+        eval_at = eval_every
+    if eval_at is None:
+        return lambda step: step in (0, steps)
+    if isinstance(eval_at, bool):
+        raise ValueError(f"eval_at must be a positive int period or a collection of steps, got {eval_at!r}")
+    if isinstance(eval_at, int):
+        period = _checks.positive_int(eval_at, "eval_at")
+        return lambda step: step % period == 0 or step == steps
+    try:
+        wanted = sorted(set(eval_at))
+    except TypeError:
+        raise ValueError(f"eval_at must be a positive int period or a collection of steps, "
+                         f"got {eval_at!r}") from None
+    bad = [s for s in wanted if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= steps]
+    if bad:
+        raise ValueError(f"eval_at must hold integer steps in [0, steps={steps}], got {bad[:5]}")
+    wanted = frozenset(wanted)
+    return wanted.__contains__

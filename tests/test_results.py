@@ -29,7 +29,8 @@ def test_results_run_writes_provenance_and_resumes(tmp_path, tiny_experiment):
     assert set(prov) >= {"command", "commit", "labkit", "torch", "device", "date", "wall_s"}
     assert data["point_fn"] == "labkit.experiments:mixture_curve" and len(data["rows"]) == 2
     for row in data["rows"]:
-        assert set(row) == {"config", "result", "wall_s"} and row["wall_s"] > 0
+        assert set(row) == {"config", "result", "wall_s", "version", "provenance"} and row["wall_s"] > 0
+        assert set(row["provenance"]) >= {"commit", "labkit", "torch", "device", "date", "source"}
         assert row["config"]["t_min"] == 1e-3  # the full config: defaults included
         assert row["result"]["steps"] == experiments.eval_steps(300, 50)
     # a second run computes nothing

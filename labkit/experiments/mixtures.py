@@ -20,6 +20,7 @@ recomputes a prefix of a row and compares it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from functools import partial
@@ -28,8 +29,12 @@ import numpy as np
 import torch
 
 from .. import _checks
+from ..store import run_dir
 
 __all__ = ["eval_steps", "mixture_curve", "memorization_point", "PAPER_GRIDS", "paper_grid"]
+
+# Part of the name of a curve's checkpoint folder: bumped when a change alters what it holds.
+CURVE_VERSION = 1
 
 
 def eval_steps(steps: int, first: int = 125, per_octave: int = 2) -> list[int]:
@@ -91,10 +96,11 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     from ..data import with_duplicates
     from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
-    from ..sampling import sample
     from ..train import LogUniformTime, dsm_noise_loss, train
 
     start = time.perf_counter()
+    args = locals()
+    config = {k: args[k] for k in inspect.signature(mixture_curve).parameters if k != "device"}
     n = _checks.positive_int(n, "n")
     width = _checks.positive_int(width, "width")
     grid = eval_steps(steps, first_eval, evals_per_octave)
@@ -107,28 +113,21 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     fresh = gmm.sample(num_samples, generator=g)
     model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
     g_train = torch.Generator(device=dev).manual_seed(seed + 1)
-    g_eval = torch.Generator(device=dev).manual_seed(seed + 2)
     tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
 
-    wanted = set(grid)
-    curve = {"steps": [], "memorization": [], "log_likelihood": []}
-    last = {}
-
-    def evaluate(step, net):
-        # train() calls this every step (eval_every=1); only the grid's steps are evaluated.
-        if step in wanted:
-            with torch.no_grad():
-                x = sample(net.score, num_samples, dim, steps=sample_steps, t_min=t_min, t_max=t_max,
-                           method="sde", generator=g_eval, device=dev).cpu()
-            curve["steps"].append(step)
-            curve["memorization"].append(memorization_ratio(x, data))
-            curve["log_likelihood"].append(float(gmm.log_prob(x).mean()))
-            last["samples"] = x
-        return None
-
+    evaluator = _CurveProbe(data, gmm.log_prob, num_samples, dict(steps=sample_steps, t_min=t_min, t_max=t_max),
+                        torch.Generator(device=dev).manual_seed(seed + 2), dev)
+    # resumable: the checkpoint (weights, optimizer, the probe's generator and every evaluation
+    # so far) lives in a cache folder named by this run's arguments
+    folder = run_dir("mixture_curve", {"config": config, "version": CURVE_VERSION})
+    checkpoint = folder / "train.pt"
     history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
                     steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                    generator=g_train, callbacks=(evaluate,), eval_every=1, progress=False)
+                    generator=g_train, callbacks=(evaluator,), eval_at=grid, progress=False,
+                    checkpoint_path=checkpoint)
+    curve = {"steps": [int(e["step"]) for e in history.evals],
+             "memorization": [e["memorization"] for e in history.evals],
+             "log_likelihood": [e["log_likelihood"] for e in history.evals]}
     # mean training loss since the previous evaluation (at step 0: the first batch's loss)
     bounds = [0] + curve["steps"][1:]
     curve["train_loss"] = [float(np.mean(history.loss[max(a, 0):max(b, 1)]))
@@ -147,10 +146,40 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
         "n_total": int(data.shape[0]),
     }
     if keep_samples:  # rounded to 1e-4: enough for a scatter plot, a quarter of the file size
-        out["samples"] = [[round(v, 4) for v in p] for p in last["samples"].tolist()]
+        out["samples"] = [[round(v, 4) for v in p] for p in evaluator.samples.tolist()]
         out["train"] = [[round(v, 4) for v in p] for p in data.tolist()]
+    checkpoint.unlink(missing_ok=True)
     out["wall_s"] = round(time.perf_counter() - start, 2)
     return out
+
+
+class _CurveProbe:
+    """The evaluation of :func:`mixture_curve`: sample the reverse SDE with the network's score,
+    measure memorization against the training set and the log-likelihood under the true law.
+    Its generator and last samples are its state, checkpointed with the training run."""
+
+    def __init__(self, data, log_prob, num_samples: int, sampler: dict, generator, device):
+        self.data, self.log_prob, self.num_samples = data, log_prob, num_samples
+        self.sampler, self.generator, self.device = sampler, generator, device
+        self.samples = None
+
+    def __call__(self, step, net):
+        from ..metrics import memorization_ratio
+        from ..sampling import sample
+
+        with torch.no_grad():
+            x = sample(net.score, self.num_samples, self.data.shape[1], method="sde",
+                       generator=self.generator, device=self.device, **self.sampler).cpu()
+        self.samples = x
+        return {"memorization": memorization_ratio(x, self.data),
+                "log_likelihood": float(self.log_prob(x).mean())}
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "samples": self.samples}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.samples = state["samples"]
 
 
 # ----------------------------------------------------------------------------------------------

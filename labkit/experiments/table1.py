@@ -99,12 +99,13 @@ def _claim(out_dir: Path, data, protocol: Protocol) -> None:
 
 
 def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(), eval_every=None,
-               progress: bool = False, seed: int = 0) -> tuple[DiT, dict]:
+               progress: bool = False, seed: int = 0, eval_at=None) -> tuple[DiT, dict]:
     """Train (or load) the original DiT on ``data.train``; cached as ``out_dir/base.pt`` and
     resumed from ``out_dir/base_train.pt`` after an interruption. ``seed`` draws the initial
-    weights and the training noise (seed 0 is the first landing's base model). Returns
-    ``(model, extra)`` where ``extra["evals"]`` holds the callbacks' history (``[]`` without
-    callbacks)."""
+    weights and the training noise. The ``callbacks`` run on the schedule ``eval_at`` (see
+    :func:`labkit.train.train`); their evaluations are checkpointed with the training run and
+    stored in ``base.pt``, so a resumed or cached base returns the same ``extra["evals"]`` as
+    an uninterrupted one (``[]`` without callbacks). Returns ``(model, extra)``."""
     out_dir = Path(out_dir)
     _claim(out_dir, data, protocol)
     path = out_dir / "base.pt"
@@ -114,8 +115,8 @@ def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(),
     model = DiT(PRESETS[protocol.preset], generator=torch.Generator().manual_seed(10_000 * seed)).to(device)
     history = train_dit(model, data.train.to(device), steps=protocol.train_steps, batch_size=protocol.batch_size,
                         lr=protocol.train_lr, generator=torch.Generator(device=device).manual_seed(10_000 * seed + 1),
-                        callbacks=callbacks, eval_every=eval_every, checkpoint_path=out_dir / "base_train.pt",
-                        progress=progress)
+                        callbacks=callbacks, eval_every=eval_every, eval_at=eval_at,
+                        checkpoint_path=out_dir / "base_train.pt", progress=progress)
     extra = {"evals": history.evals, "loss": history.loss}
     save_dit(model, path, **extra)
     (out_dir / "base_train.pt").unlink(missing_ok=True)
@@ -232,6 +233,8 @@ def format_table(results: dict[str, list[dict]], fd_name: str = "FD") -> str:
 
 
 TABLE1_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
+# Part of every Table 1 cache folder's name: bumped when a change alters what a cached base holds.
+TABLE1_VERSION = 2
 
 
 def table1_seed(n: int, seed: int, preset: str = "digits", train_steps: int = 5000, train_lr: float = 3e-3,
@@ -267,24 +270,23 @@ def table1_seed(n: int, seed: int, preset: str = "digits", train_steps: int = 50
                         importance_batches=importance_batches, classifier_steps=classifier_steps)
     data = load_digits(n, generator=torch.Generator().manual_seed(0))
     grid = eval_steps(train_steps, first_probe, 1)
-    probe = {"steps": [], "memorization": []}
 
     def memorization_probe(step, model):
-        if step in grid:
-            x = sample_images(model, probe_samples, steps=sample_steps,
-                              generator=torch.Generator(device=dev).manual_seed(10 + seed))
-            probe["steps"].append(step)
-            probe["memorization"].append(100 * image_memorized(x.cpu(), data.train).double().mean().item())
-        return None
+        # a fresh generator per evaluation: the probe has no state to checkpoint
+        x = sample_images(model, probe_samples, steps=sample_steps,
+                          generator=torch.Generator(device=dev).manual_seed(10 + seed))
+        return {"memorization": 100 * image_memorized(x.cpu(), data.train).double().mean().item()}
 
-    tag = hashlib.sha256(json.dumps([n, seed, asdict(protocol)], sort_keys=True).encode()).hexdigest()[:12]
+    tag = hashlib.sha256(json.dumps([n, seed, asdict(protocol), TABLE1_VERSION, probe_samples, first_probe],
+                                    sort_keys=True).encode()).hexdigest()[:12]
     out_dir = cache_dir("table1", f"n{n}_s{seed}_{tag}")
     base, extra = train_base(data, protocol, out_dir, device=dev, seed=seed, callbacks=[memorization_probe],
-                             eval_every=1)
-    if not probe["steps"]:  # the base came from the cache: its probe curve was stored with it
-        probe = extra["probe"]
-    elif "probe" not in extra:
-        save_dit(base, out_dir / "base.pt", **{**extra, "probe": probe})
+                             eval_at=grid)
+    evals = [e for e in extra["evals"] if "memorization" in e]
+    probe = {"steps": [int(e["step"]) for e in evals], "memorization": [e["memorization"] for e in evals]}
+    if probe["steps"] != grid:
+        raise RuntimeError(f"the cached base model in {str(out_dir)!r} holds probe steps {probe['steps']}, "
+                           f"not {grid}; delete that folder to train it again")
     held = data.held_out[:num_samples]
     out = {"probe_steps": probe["steps"], "probe_memorization": probe["memorization"],
            "null_memorization": 100 * image_memorized(held, data.train).double().mean().item()}

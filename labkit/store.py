@@ -1,0 +1,162 @@
+"""Where labkit keeps what it computes, and how: one home for paths, keys and atomic writes.
+
+- Paths: :func:`cache_dir` (``$LABKIT_CACHE``, else ``<checkout>/.cache``, else the user cache
+  folder), :func:`results_dir` (``$LABKIT_RESULTS``, else ``<checkout>/results``, else
+  ``./results``).
+- Keys: :func:`canonical` (one canonical JSON for every key and comparison) and :func:`digest`
+  (its SHA-256). A row of a result set is keyed by :func:`row_key`: its configuration with the
+  point function's *current* defaults filled in, plus the experiment's ``version``. A new
+  defaulted parameter therefore leaves every stored row findable; a change that alters
+  results bumps the version.
+- Writes: :func:`write_json` and :func:`save_torch` write through a temporary file, ``fsync``
+  and ``os.replace``: a crash leaves the old file or the new one, never a truncated one. The
+  sweep cache, the result sets, training checkpoints and the Table 1 protocol all use them.
+- :func:`run_dir`: the folder of one computation's resumable state (its checkpoints), named
+  by the digest of what it depends on.
+
+Introduced with the result sets of notebook 02.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from pathlib import Path
+
+__all__ = ["canonical", "digest", "write_json", "save_torch", "cache_dir", "results_dir",
+           "fill_defaults", "row_key", "run_dir"]
+
+
+def canonical(obj) -> str:
+    """Canonical JSON of ``obj`` (sorted keys, no spaces, NaN refused): equal values give equal
+    strings, so it serves as a key."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def digest(obj, length: int = 20) -> str:
+    """The first ``length`` hex digits of the SHA-256 of :func:`canonical` ``(obj)``."""
+    return hashlib.sha256(canonical(obj).encode()).hexdigest()[:length]
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path, obj, *, indent: int | None = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (tmp file, fsync, rename). NaN and
+    infinities are refused (``ValueError``), so a file never holds what JSON cannot read."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=indent, allow_nan=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    _replace(tmp, path)
+
+
+def save_torch(obj, path) -> None:
+    """``torch.save(obj, path)`` atomically (tmp file, fsync, rename)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    _replace(tmp, path)
+
+
+def _repo_root() -> Path | None:
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
+
+
+def cache_dir(*parts: str) -> Path:
+    """A cache folder ``<root>/<size>/<parts>``, created on demand.
+
+    ``root`` is ``$LABKIT_CACHE``, else ``<checkout>/.cache`` in a source checkout, else the
+    user cache directory (``platformdirs.user_cache_path("labkit")``) for an installed package.
+    The fast size (``LABKIT_FAST=1``) gets its own sub-folder so a test run never reads
+    full-size results.
+    """
+    import platformdirs
+
+    from .plotting import is_fast
+
+    checkout = _repo_root()
+    if os.environ.get("LABKIT_CACHE"):
+        root = Path(os.environ["LABKIT_CACHE"])
+    elif checkout is not None:
+        root = checkout / ".cache"
+    else:
+        root = platformdirs.user_cache_path("labkit")
+    path = root.joinpath("fast" if is_fast() else "full", *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir() -> Path:
+    """``$LABKIT_RESULTS``, else ``<checkout>/results`` in a source checkout, else ``./results``."""
+    if os.environ.get("LABKIT_RESULTS"):
+        return Path(os.environ["LABKIT_RESULTS"])
+    root = _repo_root()
+    return (root if root is not None else Path.cwd()) / "results"
+
+
+def fill_defaults(fn, config: dict, bound=("device",)) -> dict:
+    """``config`` with every other parameter of ``fn`` at its current default (minus the
+    ``bound`` ones, which the command line sets). ValueError naming the keys that are not
+    parameters of ``fn`` or the required ones ``config`` lacks."""
+    sig = inspect.signature(fn)
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+    unknown = [k for k in config if k not in sig.parameters]
+    if unknown:
+        raise ValueError(f"config keys {unknown} are not parameters of {name}")
+    out = {}
+    for key, p in sig.parameters.items():
+        if key in bound or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if key in config:
+            out[key] = config[key]
+        elif p.default is inspect.Parameter.empty:
+            raise ValueError(f"config lacks {key!r}, required by {name}")
+        else:
+            out[key] = p.default
+    return json.loads(canonical(out)) if _jsonable(out) else out
+
+
+def _jsonable(obj) -> bool:
+    try:
+        canonical(obj)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def row_key(fn, config: dict, version: int | str = 1, bound=("device",)) -> str:
+    """The key a result-set row is stored and found under: the canonical JSON of ``config``
+    with ``fn``'s current defaults filled in (:func:`fill_defaults`), and ``version``."""
+    return canonical({"config": fill_defaults(fn, config, bound), "version": version})
+
+
+def run_dir(kind: str, depends_on) -> Path:
+    """The cache folder of one resumable computation of ``kind`` (e.g. ``"mixture_curve"``),
+    named by the digest of ``depends_on`` (every argument that changes its result, plus a
+    version): two different runs never share a folder, the same run always finds its own."""
+    return cache_dir("runs", kind, digest(depends_on))
