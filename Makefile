@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv assets browser book test unit notebooks exercises results verify lab clean
+.PHONY: venv assets browser book test unit notebooks exercises format format-check results verify lab clean
 
 venv: $(STAMP)
 
@@ -69,6 +69,17 @@ unit: venv
 
 notebooks: venv
 	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile notebooks --nbval-lax --nbval-current-env
+
+# Lay out every notebook's code cells at 88 columns (Black, comments rewrapped; exercise cells are
+# left to their author): `make format`, or `make format NOTEBOOKS=notebooks/02_*.ipynb` for some.
+# tests/test_layout.py (so `make test`) fails naming any cell that `make format` would change and
+# any code line over 88 characters; `make format-check` runs the same check alone.
+NOTEBOOKS ?=
+format: venv
+	$(PY) scripts/format_notebooks.py $(NOTEBOOKS)
+
+format-check: venv
+	$(PY) scripts/format_notebooks.py --check $(NOTEBOOKS)
 
 # The student edition of every notebook with exercises (otter assign): build/student/*.ipynb
 # (solutions removed, a self-check per exercise) and build/autograder/ (the notebooks with
