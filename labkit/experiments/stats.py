@@ -22,6 +22,9 @@ import math
 import numpy as np
 
 __all__ = ["GEN_NATS", "MEM_POINTS", "final", "crossing_step", "training_times", "power_law",
+           "sign_flip_p", "paired_test", "holm", "LABEL_MEM_MARGIN", "LABEL_LL_MARGIN",
+           "MEM_MARGINS", "LL_MARGINS", "label", "labels_over_training", "generalizing_window",
+           "label_sensitivity", "time_interval", "time_observations", "censored_power_law",
            "seed_interval", "at_end", "paired_difference", "time_table", "regime"]
 
 GEN_NATS = 0.25
@@ -144,3 +147,289 @@ def regime(row: dict, at: int = -1) -> str:
     if abs(gap) <= 0.5 and abs(excess) <= 0.10:
         return "generalizing"
     return "memorizing" if excess >= 0.30 else "-"
+
+
+# ----------------------------------------------------------------------------------------------
+# Tests that hold with few seeds: the exact sign-flip test and Holm's step-down adjustment
+
+def sign_flip_p(differences) -> float:
+    """Exact two-sided sign-flip p of the mean of paired ``differences`` (k values): the share of
+    the 2^k sign assignments whose |mean| is at least the observed one. With k pairs it cannot go
+    below 2 / 2^k (0.25 at k = 3, 0.0625 at k = 5, 0.0078 at k = 8): few pairs cannot reject."""
+    d = np.asarray([float(x) for x in differences], dtype=float)
+    if d.size == 0 or not np.isfinite(d).all():
+        raise ValueError(f"differences must be finite numbers, at least one, got {list(differences)}")
+    if d.size > 20:
+        raise ValueError(f"sign_flip_p enumerates 2^k assignments; k must be <= 20, got {d.size}")
+    k = d.size
+    signs = 1 - 2 * ((np.arange(2**k)[:, None] >> np.arange(k)) & 1)  # (2^k, k) of +-1
+    means = np.abs(signs @ d) / k
+    observed = abs(d.mean())
+    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+
+
+def paired_test(a_values, b_values, level: float = 0.95) -> dict:
+    """The paired comparison of two arms (values in the same order, one per pair): the mean
+    difference ``a - b`` with its Student-t interval at ``level``, the two-sided t-test p and
+    the exact sign-flip p (:func:`sign_flip_p`): ``{"estimate", "interval", "p_t",
+    "p_sign_flip", "pairs"}``."""
+    from scipy import stats
+
+    a = [float(x) for x in a_values]
+    b = [float(x) for x in b_values]
+    if len(a) != len(b) or not a:
+        raise ValueError(f"a_values and b_values must be equally long and non-empty, got {len(a)} "
+                         f"and {len(b)}")
+    diff = [x - y for x, y in zip(a, b)]
+    mean, lo, hi = seed_interval(diff, level)
+    if len(diff) < 2:
+        p_t = float("nan")
+    elif np.std(diff) == 0:
+        p_t = 0.0 if mean != 0 else 1.0
+    else:
+        p_t = float(stats.ttest_1samp(diff, 0.0).pvalue)
+    return {"estimate": mean, "interval": [lo, hi], "p_t": p_t, "p_sign_flip": sign_flip_p(diff),
+            "pairs": len(diff)}
+
+
+def holm(pvalues) -> list:
+    """Holm's step-down adjustment of a family of p-values (None entries pass through as None),
+    by ``statsmodels.stats.multitest.multipletests(method="holm")``."""
+    from statsmodels.stats.multitest import multipletests
+
+    pvalues = list(pvalues)
+    idx = [i for i, p in enumerate(pvalues) if p is not None and np.isfinite(p)]
+    out = [None] * len(pvalues)
+    if idx:
+        adjusted = multipletests([pvalues[i] for i in idx], method="holm")[1]
+        for i, p in zip(idx, adjusted):
+            out[i] = float(p)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Labels with declared margins on both sides (the Fig. 2 regimes, the generalizing window)
+
+# A run *generalizes* at an evaluation when its memorization is within LABEL_MEM_MARGIN of the
+# null rate and its samples' log-likelihood within LABEL_LL_MARGIN nat of fresh draws; it
+# *memorizes* when memorization exceeds the null rate by more than LABEL_MEM_MARGIN (the
+# training-time study's mark, MEM_POINTS); it *fails* when it does not memorize and its samples
+# are more than LABEL_LL_MARGIN nat less likely than fresh draws. The rows store the *mean*
+# log-likelihood of the samples per evaluation only (no median or trimmed mean), so the
+# likelihood side of the rule is read off the mean, which a few far-off samples can drag down.
+LABEL_MEM_MARGIN = MEM_POINTS
+LABEL_LL_MARGIN = GEN_NATS
+# The margins a label verdict is re-read at (the threshold-sensitivity table): 3 x 3.
+MEM_MARGINS = (0.05, 0.10, 0.20)
+LL_MARGINS = (0.10, 0.25, 0.50)
+LABELS = ("failing", "generalizing", "memorizing", "-")
+
+
+def _at(row, key, at):
+    value = row[key]
+    return value[at] if isinstance(value, list) else value
+
+
+def label(row: dict, at: int = -1, mem_margin: float = LABEL_MEM_MARGIN,
+          ll_margin: float = LABEL_LL_MARGIN) -> str:
+    """The declared label of a run at evaluation ``at`` (default: the last): ``"memorizing"``
+    when memorization exceeds its null rate by more than ``mem_margin``; else
+    ``"generalizing"`` when it is no more than ``mem_margin`` below the null rate and the mean
+    log-likelihood is within ``ll_margin`` nat of fresh draws; else ``"failing"`` when the
+    samples are more than ``ll_margin`` nat less likely; ``"-"`` otherwise (more likely than
+    fresh draws by more than the margin without memorizing). :func:`regime` is the looser
+    one-sided rule with fixed margins."""
+    if mem_margin <= 0 or ll_margin <= 0:
+        raise ValueError(f"mem_margin and ll_margin must be positive, got {mem_margin}, {ll_margin}")
+    excess = _at(row, "memorization", at) - row["null_memorization"]
+    gap = _at(row, "log_likelihood", at) - row["reference_log_likelihood"]
+    if excess > mem_margin:
+        return "memorizing"
+    if abs(gap) <= ll_margin and excess >= -mem_margin:
+        return "generalizing"
+    return "failing" if gap < -ll_margin else "-"
+
+
+def labels_over_training(row: dict, **margins) -> list[str]:
+    """:func:`label` at every evaluation after step 0 of a curve row."""
+    return [label(row, i, **margins) for i in range(1, len(row["steps"]))]
+
+
+def generalizing_window(row: dict, **margins) -> dict:
+    """When a run generalizes under :func:`label`: ``{"steps": [...], "first": step or None,
+    "quality_step": ..., "memorization_step": ...}``: the evaluation steps labelled
+    generalizing, the first of them, the first step whose log-likelihood is within the margin
+    of fresh draws (either side) and the first step whose memorization exceeds the margin. A run
+    with no generalizing step has no window: it memorizes before its samples reach the quality
+    of fresh draws (or never reaches it)."""
+    mem_margin = margins.get("mem_margin", LABEL_MEM_MARGIN)
+    ll_margin = margins.get("ll_margin", LABEL_LL_MARGIN)
+    steps = row["steps"][1:]
+    labs = labels_over_training(row, mem_margin=mem_margin, ll_margin=ll_margin)
+    gaps = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"][1:]]
+    excess = [m - row["null_memorization"] for m in row["memorization"][1:]]
+    gen = [s for s, lab in zip(steps, labs) if lab == "generalizing"]
+    quality = next((s for s, g in zip(steps, gaps) if abs(g) <= ll_margin), None)
+    memorized = next((s for s, e in zip(steps, excess) if e > mem_margin), None)
+    return {"steps": gen, "first": gen[0] if gen else None, "quality_step": quality,
+            "memorization_step": memorized}
+
+
+def label_sensitivity(rows, verdict, mem_margins=MEM_MARGINS, ll_margins=LL_MARGINS) -> list[dict]:
+    """A label verdict re-read at every pair of margins: ``verdict(rows, mem_margin, ll_margin)``
+    (any JSON value) at each of ``mem_margins`` x ``ll_margins``; returns one dict per pair,
+    ``{"mem_margin", "ll_margin", "value"}``, in the order a notebook prints them."""
+    return [{"mem_margin": m, "ll_margin": g, "value": verdict(rows, m, g)}
+            for m in mem_margins for g in ll_margins]
+
+
+# ----------------------------------------------------------------------------------------------
+# Censoring-aware training-time laws: log tau = a + b log n + sigma * N(0, 1), each time known
+# only to lie between two evaluation steps (or beyond the budget)
+
+def time_interval(steps, values, level: float) -> dict:
+    """Where a curve first reaches ``level`` (>=), as evaluated: ``{"lower", "upper"}`` = the
+    last evaluation step below the mark and the first at or above it; ``upper`` None when the
+    curve never reaches it (right-censored at the last step, the budget). No interpolation."""
+    steps, values = [int(s) for s in steps], [float(v) for v in values]
+    if len(steps) != len(values) or not steps:
+        raise ValueError(f"steps and values must be equally long and non-empty, got {len(steps)} "
+                         f"and {len(values)}")
+    for i, v in enumerate(values):
+        if v >= level:
+            if i == 0 or steps[i] <= 0:
+                raise ValueError(f"the curve is at the mark {level} at its first evaluation "
+                                 f"(step {steps[i]}): no time to bracket")
+            return {"lower": steps[i - 1], "upper": steps[i]}
+    return {"lower": steps[-1], "upper": None}
+
+
+def time_observations(rows, time: str = "tau_mem", mem_points: float = MEM_POINTS,
+                      gen_nats: float = GEN_NATS, **where) -> list[dict]:
+    """The interval-censored times of the training-time rows matching ``where``: one
+    ``{"x": n, "seed", "lower", "upper"}`` per run. ``time="tau_mem"``: memorization at least
+    ``mem_points`` above its null rate; ``"tau_gen"``: the samples' mean log-likelihood within
+    ``gen_nats`` below fresh draws (the quality time of :func:`training_times`)."""
+    _choice = ("tau_mem", "tau_gen")
+    if time not in _choice:
+        raise ValueError(f"time must be one of {_choice}, got {time!r}")
+    out = []
+    for row in rows:
+        if any(row.get(k) != v for k, v in where.items()):
+            continue
+        if time == "tau_mem":
+            values = [m - row["null_memorization"] for m in row["memorization"]]
+            level = mem_points
+        else:
+            values = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
+            level = -gen_nats
+        out.append({"x": row["n"], "seed": row["seed"], **time_interval(row["steps"], values, level)})
+    return sorted(out, key=lambda o: (o["x"], o["seed"]))
+
+
+def _log_bounds(observations):
+    lo = np.array([math.log(o["lower"]) if o["lower"] > 0 else -np.inf for o in observations])
+    hi = np.array([math.log(o["upper"]) if o["upper"] is not None else np.inf for o in observations])
+    return lo, hi
+
+
+def _interval_loglik(mu, sigma, lo, hi):
+    """Sum over observations of log P(lo < Y < hi), Y ~ N(mu, sigma^2), computed on the side of
+    the normal where the difference of two CDFs does not cancel."""
+    from scipy.special import log_ndtr
+
+    a, b = (lo - mu) / sigma, (hi - mu) / sigma
+    flip = a > 0  # upper tail: P(a < Z < b) = P(-b < Z < -a)
+    a2, b2 = np.where(flip, -b, a), np.where(flip, -a, b)
+    lb, la = log_ndtr(b2), log_ndtr(a2)
+    with np.errstate(divide="ignore"):
+        return float(np.sum(lb + np.log1p(-np.exp(la - lb))))
+
+
+def _fit(design, lo, hi, fixed=None):
+    """Maximum likelihood of the interval-censored normal regression ``Y = design @ beta +
+    sigma Z``; ``fixed = (column, value)`` holds one coefficient fixed (a profile). Returns
+    ``(loglik, beta, sigma)``."""
+    from scipy.optimize import minimize
+
+    k = design.shape[1]
+    free = [j for j in range(k) if fixed is None or j != fixed[0]]
+    mid = np.where(np.isfinite(hi), (lo + np.where(np.isfinite(hi), hi, 0)) / 2, lo)
+    mid = np.where(np.isfinite(lo), mid, hi)
+    offset = 0.0 if fixed is None else design[:, fixed[0]] * fixed[1]
+    start = np.linalg.lstsq(design[:, free], mid - offset, rcond=None)[0]
+    resid = mid - offset - design[:, free] @ start
+    theta0 = np.append(start, math.log(max(float(np.std(resid)), 0.05)))
+
+    def nll(theta):
+        mu = offset + design[:, free] @ theta[:-1]
+        return -_interval_loglik(mu, math.exp(theta[-1]), lo, hi)
+
+    best = minimize(nll, theta0, method="BFGS", options={"gtol": 1e-7})
+    if not best.success:  # BFGS can stop at a flat tail of a censored likelihood: polish
+        best = minimize(nll, best.x, method="Nelder-Mead",
+                        options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000})
+    beta = np.zeros(k)
+    beta[free] = best.x[:-1]
+    if fixed is not None:
+        beta[fixed[0]] = fixed[1]
+    return -float(best.fun), beta, math.exp(best.x[-1])
+
+
+def censored_power_law(observations, level: float = 0.95, null: float | None = None) -> dict:
+    """Fit ``log tau = a + b log x + sigma Z`` by maximum likelihood to interval-censored times
+    (``observations``: dicts ``{"x", "seed", "lower", "upper"}``, ``upper`` None = beyond the
+    budget), the log-normal accelerated-failure-time model of lifelines'
+    ``LogNormalAFTFitter.fit_interval_censoring``, written once here and tested against it.
+
+    Returns ``{"slope", "intercept", "sigma", "interval"`` (profile-likelihood, at ``level``),
+    ``"p"`` (likelihood-ratio test of ``slope = null``; None without ``null``),
+    ``"lack_of_fit_p"`` (LR test of a quadratic term in log x), ``"lack_of_fit_factor_p"`` (LR
+    test of x as a factor), ``"local_slopes"`` (between neighbouring x, from the factor model's
+    means of log tau), ``"runs"``, ``"censored"}``."""
+    from scipy import stats
+    from scipy.optimize import brentq
+
+    obs = list(observations)
+    xs = sorted({o["x"] for o in obs})
+    if len(xs) < 2 or len(obs) < 3:
+        raise ValueError(f"censored_power_law needs runs at 2 or more x, at least 3, got {len(obs)} "
+                         f"at x = {xs}")
+    lo, hi = _log_bounds(obs)
+    if not np.all(np.isfinite(lo) | np.isfinite(hi)):
+        raise ValueError("every observation needs a finite lower or upper bound")
+    u = np.log([o["x"] for o in obs])
+    centre = float(np.mean(np.log(xs)))
+    line = np.column_stack([np.ones_like(u), u])
+    ll, beta, sigma = _fit(line, lo, hi)
+    crit = stats.chi2.ppf(level, 1)
+
+    def deficit(b):
+        return 2 * (ll - _fit(line, lo, hi, fixed=(1, b))[0]) - crit
+
+    step = max(0.5, 4 * abs(beta[1]) + 1)
+    bounds = []
+    for sign in (-1, 1):
+        far = beta[1] + sign * 0.25
+        while deficit(far) < 0 and abs(far - beta[1]) < 50 * step:
+            far = beta[1] + 2 * (far - beta[1])
+        bounds.append(float(brentq(deficit, *sorted((beta[1], far)), xtol=1e-5)))
+    p_null = None
+    if null is not None:
+        stat = max(0.0, 2 * (ll - _fit(line, lo, hi, fixed=(1, float(null)))[0]))
+        p_null = float(stats.chi2.sf(stat, 1))
+    out = {"slope": float(beta[1]), "intercept": float(beta[0]), "sigma": sigma,
+           "interval": bounds, "p": p_null, "loglik": ll, "runs": len(obs),
+           "censored": sum(o["upper"] is None for o in obs),
+           "lack_of_fit_p": None, "lack_of_fit_factor_p": None, "local_slopes": []}
+    if len(xs) >= 3:
+        quad = np.column_stack([line, (u - centre) ** 2])
+        ll_q = _fit(quad, lo, hi)[0]
+        out["lack_of_fit_p"] = float(stats.chi2.sf(max(0.0, 2 * (ll_q - ll)), 1))
+    factor = np.column_stack([[o["x"] == x for o in obs] for x in xs]).astype(float)
+    ll_f, means, _ = _fit(factor, lo, hi)
+    if len(xs) >= 3:
+        out["lack_of_fit_factor_p"] = float(stats.chi2.sf(max(0.0, 2 * (ll_f - ll)), len(xs) - 2))
+    out["local_slopes"] = [{"x0": x0, "x1": x1, "slope": float((m1 - m0) / math.log(x1 / x0))}
+                           for x0, x1, m0, m1 in zip(xs, xs[1:], means, means[1:])]
+    return out
