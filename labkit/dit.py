@@ -29,7 +29,7 @@ from torch import nn
 from . import _checks
 from .process import ou_time_from_alpha_bar, score_from_noise
 from .sampling import sample
-from .train import dsm_noise_loss, save_atomically, train
+from .train import _FROM_CONFIG, TrainConfig, dsm_noise_loss, save_atomically, train, train_config
 
 __all__ = [
     "DiTConfig", "PRESETS", "DiT", "patchify", "unpatchify", "ddpm_time", "DDPMTime",
@@ -306,15 +306,19 @@ class DDPMTime:
         return ddpm_time(u).to(dtype=dtype, device=device)
 
 
-def train_dit(model: DiT, images: torch.Tensor, *, steps: int, batch_size: int = 64, lr: float = 1e-3,
-              weight_decay: float = 0.0, warmup_steps: int = 0, grad_clip: float | None = None,
-              ema_decay: float | None = None, generator: torch.Generator | None = None, callbacks=(),
-              eval_every: int | None = None, checkpoint_path=None, progress: bool = True, eval_at=None):
+def train_dit(model: DiT, images: torch.Tensor, config: TrainConfig | None = None, *,
+              steps: int = _FROM_CONFIG, batch_size: int = _FROM_CONFIG, lr: float = _FROM_CONFIG,
+              weight_decay: float = _FROM_CONFIG, warmup_steps: int = _FROM_CONFIG,
+              grad_clip: float | None = _FROM_CONFIG, ema_decay: float | None = _FROM_CONFIG,
+              generator: torch.Generator | None = None, callbacks=(), eval_every: int | None = None,
+              checkpoint_path=None, progress: bool = True, eval_at=None):
     """Train a DiT on (n, C, H, W) images with :func:`labkit.train.train`: noise-prediction loss
     at uniform DDPM steps, AdamW, EMA off by default (an average of weights lags behind the
-    sharp empirical score, so it slows memorization). Resumes from ``checkpoint_path``, with
-    the callbacks' evaluations on the schedule ``eval_at`` (see :func:`labkit.train.train`).
-    Returns the :class:`labkit.train.History`."""
+    sharp empirical score, so it slows memorization). The settings come from ``config`` (a
+    :class:`labkit.train.TrainConfig`) or as keywords (without ``config``: ``batch_size=64``,
+    ``lr=1e-3``); a keyword given with ``config`` replaces that field. Resumes from
+    ``checkpoint_path``, with the callbacks' evaluations on the schedule ``eval_at`` (see
+    :func:`labkit.train.train`). Returns the :class:`labkit.train.History`."""
     if not isinstance(model, DiT):
         raise TypeError(f"model must be a DiT, got {type(model).__name__}")
     c = model.config
@@ -322,11 +326,15 @@ def train_dit(model: DiT, images: torch.Tensor, *, steps: int, batch_size: int =
             tuple(images.shape[1:]) != (c.channels, c.image_size, c.image_size):
         raise ValueError(f"images must have shape (n, {c.channels}, {c.image_size}, {c.image_size}), "
                          f"got {tuple(getattr(images, 'shape', ()))}")
-    return train(model, partial(dsm_noise_loss, t_sampler=DDPMTime("uniform")), images, steps=steps,
-                 batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
-                 grad_clip=grad_clip, ema_decay=ema_decay,
-                 generator=generator, callbacks=callbacks, eval_every=eval_every, eval_at=eval_at,
-                 checkpoint_path=checkpoint_path, progress=progress)
+    settings = dict(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay)
+    if config is None:
+        settings = {"batch_size": 64, "lr": 1e-3,
+                    **{k: v for k, v in settings.items() if v is not _FROM_CONFIG}}
+    return train(model, partial(dsm_noise_loss, t_sampler=DDPMTime("uniform")), images,
+                 train_config(config, **settings), generator=generator, callbacks=callbacks,
+                 eval_every=eval_every, eval_at=eval_at, checkpoint_path=checkpoint_path,
+                 progress=progress)
 
 
 def sample_images(model: DiT, num_samples: int, *, steps: int = 50, t_min: float = 1e-3, t_max: float = 10.0,

@@ -153,6 +153,10 @@ class ScoreMLP(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
         _checks.points(x_t, "x_t", dim=self.config.dim)
+        if x_t.dtype != self.out.weight.dtype:
+            raise TypeError(f"x_t is {x_t.dtype} but this ScoreMLP's weights are "
+                            f"{self.out.weight.dtype}; pass x_t.to({self.out.weight.dtype}) or "
+                            f"convert the network (net.to({x_t.dtype}))")
         emb = self.embed(_batch_time(t, x_t))                          # (m, e)
         h = x_t
         for layer, proj in zip(self.hidden, self.time_proj):

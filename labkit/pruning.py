@@ -24,7 +24,7 @@ import torch
 
 from . import _checks, _moved
 from .dit import DDPMTime, DiT, train_dit, with_heads
-from .train import dsm_noise_loss
+from .train import _FROM_CONFIG, TrainConfig, dsm_noise_loss, train_config
 
 __all__ = [
     "masked_heads", "head_importance", "magnitude_importance", "random_importance", "select_heads",
@@ -217,12 +217,20 @@ def prune_heads(model: DiT, heads) -> DiT:
     return pruned.train(model.training)
 
 
-def fine_tune(model: DiT, images: torch.Tensor, *, steps: int, batch_size: int = 64, lr: float = 1e-4,
+def fine_tune(model: DiT, images: torch.Tensor, config: TrainConfig | None = None, *,
+              steps: int = _FROM_CONFIG, batch_size: int = _FROM_CONFIG, lr: float = _FROM_CONFIG,
               generator: torch.Generator | None = None, checkpoint_path=None, progress: bool = False):
     """Algorithm 1's last step: train ``model`` (in place) on the same images with the training
-    loss (uniform DDPM steps, noise prediction, AdamW). Returns the training History."""
-    return train_dit(model, images, steps=steps, batch_size=batch_size, lr=lr, generator=generator,
-                     checkpoint_path=checkpoint_path, progress=progress)
+    loss (uniform DDPM steps, noise prediction, AdamW). The settings come from ``config`` (a
+    :class:`labkit.train.TrainConfig`, e.g. :meth:`labkit.experiments.Protocol.fine_tuning`) or
+    as keywords (without ``config``: ``batch_size=64``, ``lr=1e-4``). Returns the History."""
+    if config is None:
+        config = train_config(steps=steps, batch_size=64 if batch_size is _FROM_CONFIG else batch_size,
+                              lr=1e-4 if lr is _FROM_CONFIG else lr)
+    else:
+        config = train_config(config, steps=steps, batch_size=batch_size, lr=lr)
+    return train_dit(model, images, config, generator=generator, checkpoint_path=checkpoint_path,
+                     progress=progress)
 
 
 def _check_image_batch(model: DiT, images) -> None:

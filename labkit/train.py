@@ -43,6 +43,7 @@ __all__ = [
     "LogUniformTime",
     "dsm_noise_loss",
     "History",
+    "TrainConfig",
     "train",
     "load_checkpoint",
     "save_atomically",
@@ -314,23 +315,105 @@ def _evaluate(callbacks, step: int, model: nn.Module, history: History) -> None:
 # The loop
 # --------------------------------------------------------------------------------------------
 
-def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_size: int,
-          lr: float, weight_decay: float = 0.0, optimizer: str = "adamw",
-          betas: tuple[float, float] = (0.9, 0.999), warmup_steps: int = 0,
-          grad_clip: float | None = None, ema_decay: float | None = None,
-          generator: torch.Generator | None = None, callbacks=(), eval_every: int | None = None,
-          checkpoint_path=None, checkpoint_every: int | None = None,
-          progress: bool = True, eval_at=None) -> History:
-    """Train ``model`` for ``steps`` optimizer steps on ``data`` and return its :class:`History`.
+class _FromConfig:
+    """The default of a :func:`train` keyword that :class:`TrainConfig` holds."""
+
+    def __repr__(self) -> str:
+        return "<TrainConfig>"
+
+
+_FROM_CONFIG = _FromConfig()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How :func:`train` optimizes: ``steps`` optimizer steps on batches of ``batch_size``
+    (``batch_size >= n`` trains full-batch) at learning rate ``lr``; ``optimizer`` ``"adamw"``
+    (decoupled ``weight_decay``), ``"adam"`` (L2 penalty in the gradient) or ``"sgd"``
+    (momentum ``betas[0]``); ``warmup_steps`` of linear learning-rate warm-up; ``grad_clip``
+    (max gradient norm); ``ema_decay`` (an exponential moving average of the weights).
+
+    One object for every training run of the lab: ``train(model, loss_fn, data, config)``,
+    ``labkit.dit.train_dit(model, images, config)``, ``labkit.pruning.fine_tune`` and the
+    protocols (:meth:`labkit.experiments.Protocol.base_training`) all take it. Each field is
+    checked here (ValueError naming it); ``dataclasses.replace(config, lr=...)`` derives one.
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    ema_decay: float | None = None
+
+    def __post_init__(self):
+        put = functools.partial(object.__setattr__, self)
+        put("steps", _checks.positive_int(self.steps, "steps"))
+        put("batch_size", _checks.positive_int(self.batch_size, "batch_size"))
+        put("lr", _checks.positive_float(self.lr, "lr"))
+        wd = self.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, Real) or wd < 0 or not math.isfinite(wd):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {wd!r}")
+        put("weight_decay", float(wd))
+        _checks.choice(self.optimizer, "optimizer", ("adamw", "adam", "sgd"))
+        betas = self.betas
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2 or \
+                not all(isinstance(b, Real) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        put("betas", tuple(float(b) for b in betas))
+        w = self.warmup_steps
+        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {w!r}")
+        if self.grad_clip is not None:
+            put("grad_clip", _checks.positive_float(self.grad_clip, "grad_clip"))
+        if self.ema_decay is not None:
+            put("ema_decay", _checks.unit_interval(self.ema_decay, "ema_decay", closed_left=True,
+                                                   closed_right=False))
+
+
+def train_config(config: TrainConfig | None = None, **settings) -> TrainConfig:
+    """``config`` with the ``settings`` that were given (those not left at ``<TrainConfig>``)
+    replaced, or a new :class:`TrainConfig` from them when ``config`` is None."""
+    given = {k: v for k, v in settings.items() if v is not _FROM_CONFIG}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        raise TypeError(f"{unknown} are not TrainConfig fields; allowed: {sorted(fields)}")
+    if config is None:
+        missing = [k for k in ("steps", "batch_size", "lr") if k not in given]
+        if missing:
+            raise TypeError(f"training needs {', '.join(missing)}: pass them as keywords or "
+                            "config=TrainConfig(steps=..., batch_size=..., lr=...)")
+        return TrainConfig(**given)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a labkit.train.TrainConfig, got {type(config).__name__}")
+    return dataclasses.replace(config, **given) if given else config
+
+
+def train(model: nn.Module, loss_fn, data: torch.Tensor, config: TrainConfig | None = None, *,
+          steps: int = _FROM_CONFIG, batch_size: int = _FROM_CONFIG, lr: float = _FROM_CONFIG,
+          weight_decay: float = _FROM_CONFIG, optimizer: str = _FROM_CONFIG,
+          betas: tuple[float, float] = _FROM_CONFIG, warmup_steps: int = _FROM_CONFIG,
+          grad_clip: float | None = _FROM_CONFIG, ema_decay: float | None = _FROM_CONFIG,
+          generator: torch.Generator | None = None, callbacks=(), eval_at=None,
+          eval_every: int | None = None, checkpoint_path=None, checkpoint_every: int | None = None,
+          progress: bool = True) -> History:
+    """Train ``model`` on ``data`` as ``config`` (a :class:`TrainConfig`) says and return its
+    :class:`History`.
+
+    The settings come from ``config``, or as keywords (``steps``, ``batch_size``, ``lr``,
+    ``weight_decay``, ``optimizer``, ``betas``, ``warmup_steps``, ``grad_clip``,
+    ``ema_decay``: see :class:`TrainConfig` for their meaning and defaults); a keyword given
+    with ``config`` replaces that field. ``train(model, loss_fn, data, steps=..., batch_size=...,
+    lr=...)`` and ``train(model, loss_fn, data, TrainConfig(...))`` are the same run.
 
     ``loss_fn(model, batch, generator=generator) -> (b,)`` per-sample losses (the loop
     averages them), e.g. ``partial(dsm_noise_loss, t_sampler=LogUniformTime(1e-3, 10))``.
-    ``data``: (n, ...) training set, moved to the model's device; batches of ``batch_size``
-    are drawn without replacement (``batch_size >= n`` trains full-batch).
-    ``optimizer``: ``"adamw"`` (decoupled weight decay), ``"adam"`` (L2 penalty in the
-    gradient) or ``"sgd"`` (momentum ``betas[0]``). ``warmup_steps``: linear learning-rate
-    warm-up. ``grad_clip``: max gradient norm. ``ema_decay``: keep an exponential moving
-    average of the weights in ``history.ema``.
+    ``data``: (n, ...) training set, moved to the model's device and of the dtype of its
+    parameters; batches are drawn without replacement.
 
     ``callbacks``: functions ``callback(step, model) -> dict of numbers | None`` run (in eval
     mode, on the EMA model when there is one) on the evaluation schedule ``eval_at``: an int
@@ -362,23 +445,18 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, *, steps: int, batch_si
         raise TypeError(f"data must be a floating torch.Tensor of shape (n, ...), got {type(data).__name__}")
     if data.ndim < 2 or data.shape[0] == 0:
         raise ValueError(f"data must have shape (n, ...) with n >= 1, got {tuple(data.shape)}")
+    if data.dtype != params[0].dtype:
+        raise TypeError(f"data is {data.dtype} but the model's parameters are {params[0].dtype}; "
+                        f"pass data.to({params[0].dtype}) or convert the model "
+                        f"(model.to({data.dtype}))")
     if not torch.isfinite(data).all():
         raise ValueError("data contains NaN or infinite values")
-    steps = _checks.positive_int(steps, "steps")
-    batch_size = _checks.positive_int(batch_size, "batch_size")
-    lr = _checks.positive_float(lr, "lr")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, Real) or weight_decay < 0 \
-            or not math.isfinite(weight_decay):
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-    _checks.choice(optimizer, "optimizer", ("adamw", "adam", "sgd"))
-    if len(betas) != 2 or not all(isinstance(b, Real) and 0 <= b < 1 for b in betas):
-        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-    if grad_clip is not None:
-        grad_clip = _checks.positive_float(grad_clip, "grad_clip")
-    if ema_decay is not None:
-        ema_decay = _checks.unit_interval(ema_decay, "ema_decay", closed_left=True, closed_right=False)
+    cfg = train_config(config, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                       optimizer=optimizer, betas=betas, warmup_steps=warmup_steps,
+                       grad_clip=grad_clip, ema_decay=ema_decay)
+    steps, batch_size, lr, optimizer = cfg.steps, cfg.batch_size, cfg.lr, cfg.optimizer
+    weight_decay, betas, warmup_steps = cfg.weight_decay, cfg.betas, cfg.warmup_steps
+    grad_clip, ema_decay = cfg.grad_clip, cfg.ema_decay
     _checks.generator(generator)
     callbacks = tuple(callbacks)
     if not all(callable(c) for c in callbacks):

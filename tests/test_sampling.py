@@ -69,3 +69,13 @@ def test_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         sampling.sample(args.pop("score_fn"), args.pop("num_samples"), args.pop("dim"), **args)
+
+
+def test_a_device_this_machine_lacks_is_named():
+    score = lambda x, t: -x  # noqa: E731
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device cuda requested"):
+            sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="cuda")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="gpu0")
+    assert sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="cpu").shape == (4, 2)

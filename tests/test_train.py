@@ -329,3 +329,117 @@ def test_progress_bar_can_be_turned_off(capsys):
     assert "train" in capsys.readouterr().err
     fit(steps=3, progress=False)
     assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- TrainConfig, eval_at
+
+def test_train_config_and_keywords_are_the_same_run():
+    from labkit.train import TrainConfig
+
+    config = TrainConfig(steps=12, batch_size=16, lr=1e-2, weight_decay=0.1, warmup_steps=3)
+    by_keywords, h1 = fit(steps=12, weight_decay=0.1, warmup_steps=3)
+    net = ScoreMLP(2, 16, 2, generator=seeded(100))
+    data = torch.randn(50, 2, generator=seeded(7)) * 2
+    h2 = train(net, noise_loss(), data, config, generator=seeded(0), progress=False)
+    assert h1.loss == h2.loss
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), by_keywords.parameters()))
+    # a keyword given with a config replaces that field
+    h3 = train(ScoreMLP(2, 16, 2, generator=seeded(100)), noise_loss(), data, config, steps=5,
+               generator=seeded(0), progress=False)
+    assert h3.loss == h1.loss[:5]
+    with pytest.raises(TypeError, match="training needs lr"):
+        train(ScoreMLP(2, 8, 1), noise_loss(), data, steps=2, batch_size=2)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train(ScoreMLP(2, 8, 1), noise_loss(), data, {"steps": 2})
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(steps=2, batch_size=2, lr=0.0)
+
+
+def test_dit_and_fine_tune_take_a_train_config():
+    from labkit.dit import PRESETS, DiT, train_dit
+    from labkit.pruning import fine_tune
+    from labkit.train import TrainConfig
+
+    images = torch.rand(6, 1, 4, 4, generator=seeded(3)) * 2 - 1
+
+    def run(**kwargs):
+        model = DiT(PRESETS["tiny"], generator=seeded(1))
+        return train_dit(model, images, generator=seeded(2), progress=False, **kwargs).loss
+
+    assert run(steps=4, batch_size=3) == run(config=TrainConfig(steps=4, batch_size=3, lr=1e-3))
+    model = DiT(PRESETS["tiny"], generator=seeded(1))
+    a = fine_tune(model, images, TrainConfig(steps=3, batch_size=64, lr=1e-4), generator=seeded(5))
+    b = fine_tune(DiT(PRESETS["tiny"], generator=seeded(1)), images, steps=3, generator=seeded(5))
+    assert a.loss == b.loss
+
+
+class CountingProbe:
+    """A stateful evaluation: draws from its own generator (checkpointed with the run)."""
+
+    def __init__(self, crash_at=None):
+        self.generator = seeded(42)
+        self.calls = 0
+        self.crash_at = crash_at
+
+    def __call__(self, step, model):
+        if step == self.crash_at:
+            raise Interrupt
+        self.calls += 1
+        noise = torch.randn(4, 2, generator=self.generator)
+        return {"value": model(noise, 0.5).square().mean(), "calls": self.calls}
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state(), "calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+        self.calls = state["calls"]
+
+
+@pytest.mark.parametrize("eval_at", [5, [0, 3, 7, 11, 16, 20]])
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_curve(tmp_path, eval_at):
+    data = torch.randn(40, 2, generator=seeded(7))
+    common = dict(steps=20, batch_size=8, lr=1e-2, eval_at=eval_at, progress=False)
+    whole = train(ScoreMLP(2, 16, 2, generator=seeded(1)), noise_loss(), data, generator=seeded(0),
+                  callbacks=[CountingProbe()], **common)
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(Interrupt):  # killed at step 16, after the checkpoint of step 12
+        train(ScoreMLP(2, 16, 2, generator=seeded(1)), noise_loss(), data, generator=seeded(0),
+              callbacks=[CountingProbe(crash_at=15 if eval_at == 5 else 16)], checkpoint_path=path,
+              checkpoint_every=6, **common)
+    assert load_checkpoint(path)["step"] == 12
+    resumed = train(ScoreMLP(2, 16, 2, generator=seeded(9)), noise_loss(), data, generator=seeded(9),
+                    callbacks=[CountingProbe()], checkpoint_path=path, checkpoint_every=6, **common)
+    assert resumed.evals == whole.evals and resumed.loss == whole.loss
+    expected = [0, 5, 10, 15, 20] if eval_at == 5 else eval_at
+    assert [e["step"] for e in whole.evals] == expected
+    assert [e["calls"] for e in whole.evals] == list(range(1, len(expected) + 1))
+
+
+@pytest.mark.parametrize("eval_at, match", [
+    (0, "eval_at must be a positive"),
+    (True, "eval_at must be a positive int period or a collection"),
+    ("10", "eval_at must hold integer steps"),
+    ([0, 5, 11], r"in \[0, steps=10\], got \[11\]"),
+    ([-1, 5], r"got \[-1\]"),
+    ([2.5], "integer steps"),
+    (object(), "eval_at must be a positive int period or a collection"),
+])
+def test_eval_at_bad_values_are_named(eval_at, match):
+    with pytest.raises(ValueError, match=match):
+        train(ScoreMLP(2, 8, 1), noise_loss(), torch.zeros(4, 2), steps=10, batch_size=2, lr=1e-3,
+              eval_at=eval_at, callbacks=[lambda s, m: None], progress=False)
+    with pytest.raises(ValueError, match="not both"):
+        train(ScoreMLP(2, 8, 1), noise_loss(), torch.zeros(4, 2), steps=10, batch_size=2, lr=1e-3,
+              eval_at=5, eval_every=5, progress=False)
+
+
+def test_data_of_another_dtype_than_the_model_is_named():
+    net = ScoreMLP(2, 8, 1)
+    x64 = torch.zeros(4, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match="data is torch.float64 but the model's parameters are torch.float32"):
+        train(net, noise_loss(), x64, steps=2, batch_size=2, lr=1e-3, progress=False)
+    with pytest.raises(TypeError, match="x_t is torch.float64 but this ScoreMLP's weights are torch.float32"):
+        net(x64, 0.5)
+    assert net.double()(x64, 0.5).dtype == torch.float64
+    train(net, noise_loss(), x64, steps=2, batch_size=2, lr=1e-3, progress=False)

@@ -96,7 +96,7 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     from ..data import with_duplicates
     from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
-    from ..train import LogUniformTime, dsm_noise_loss, train
+    from ..train import LogUniformTime, TrainConfig, dsm_noise_loss, train
 
     start = time.perf_counter()
     args = locals()
@@ -122,7 +122,7 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     folder = run_dir("mixture_curve", {"config": config, "version": CURVE_VERSION})
     checkpoint = folder / "train.pt"
     history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
-                    steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
                     generator=g_train, callbacks=(evaluator,), eval_at=grid, progress=False,
                     checkpoint_path=checkpoint)
     curve = {"steps": [int(e["step"]) for e in history.evals],
@@ -183,7 +183,7 @@ class _CurveProbe:
 
 
 # ----------------------------------------------------------------------------------------------
-# One trained network, measured once at the end (the first landing's Figs. 2-3 point function)
+# One trained network, measured once at the end (the paper-scale Fig. 3 sweeps' point function)
 
 def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_decay: float = 0.0,
                        steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,
@@ -216,7 +216,7 @@ def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_deca
     from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
     from ..sampling import sample
-    from ..train import LogUniformTime, dsm_noise_loss, train
+    from ..train import LogUniformTime, TrainConfig, dsm_noise_loss, train
 
     _checks.choice(mixture, "mixture", ("paper", "gmm4"))
     dev = _checks.device(device)
@@ -237,7 +237,7 @@ def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_deca
     # empirical law (uniform over the rows) is unchanged.
     tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
     history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
-                    steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
                     generator=gd, progress=False)
     model.eval()
     with torch.no_grad():

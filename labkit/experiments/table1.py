@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from .. import _checks
 from ..dit import PRESETS, DiT, load_dit, sample_images, save_dit, train_dit
 from ..pruning import (fine_tune, head_importance, magnitude_importance, prune_heads, random_importance,
                        select_heads)
-from ..train import save_atomically
+from ..store import write_json
+from ..train import TrainConfig, save_atomically
 from .mixtures import eval_steps
 
 __all__ = ["PAPER_TABLE1", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances",
@@ -70,6 +70,14 @@ class Protocol:
         _checks.positive_float(self.finetune_lr, "finetune_lr")
         _checks.unit_interval(self.ratio, "ratio", closed_left=True, closed_right=False)
 
+    def base_training(self) -> TrainConfig:
+        """How the original DiT is trained (:func:`train_base`)."""
+        return TrainConfig(steps=self.train_steps, batch_size=self.batch_size, lr=self.train_lr)
+
+    def fine_tuning(self) -> TrainConfig:
+        """How a pruned model (and the fine-tuned control) is fine-tuned (:func:`pruned_arm`)."""
+        return TrainConfig(steps=self.finetune_steps, batch_size=self.batch_size, lr=self.finetune_lr)
+
 
 # The paper's scale (CIFAR-10 5,000-image subset, a DiT-S/2-sized model, 5 runs). The paper does
 # not state its training, fine-tuning or sampling settings; these are labkit's choices for a GPU.
@@ -79,9 +87,7 @@ CIFAR_PROTOCOL = Protocol(preset="cifar", train_steps=100_000, train_lr=1e-4, ba
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_json(path, obj)
 
 
 def _claim(out_dir: Path, data, protocol: Protocol) -> None:
@@ -113,8 +119,8 @@ def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(),
         model, extra = load_dit(path, map_location=device)
         return model, extra
     model = DiT(PRESETS[protocol.preset], generator=torch.Generator().manual_seed(10_000 * seed)).to(device)
-    history = train_dit(model, data.train.to(device), steps=protocol.train_steps, batch_size=protocol.batch_size,
-                        lr=protocol.train_lr, generator=torch.Generator(device=device).manual_seed(10_000 * seed + 1),
+    history = train_dit(model, data.train.to(device), protocol.base_training(),
+                        generator=torch.Generator(device=device).manual_seed(10_000 * seed + 1),
                         callbacks=callbacks, eval_every=eval_every, eval_at=eval_at,
                         checkpoint_path=out_dir / "base_train.pt", progress=progress)
     extra = {"evals": history.evals, "loss": history.loss}
@@ -164,8 +170,8 @@ def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, clas
         heads = select_heads(score, ratio)
         model = prune_heads(base, heads)
     if method != "original":
-        fine_tune(model, data.train.to(device), steps=protocol.finetune_steps, batch_size=protocol.batch_size,
-                  lr=protocol.finetune_lr, generator=torch.Generator(device=device).manual_seed(3000 + seed))
+        fine_tune(model, data.train.to(device), protocol.fine_tuning(),
+                  generator=torch.Generator(device=device).manual_seed(3000 + seed))
     samples = sample_images(model, protocol.num_samples, steps=protocol.sample_steps,
                             generator=torch.Generator(device=device).manual_seed(4000 + seed)).cpu()
     result = evaluate_images(samples, data, classifier)
