@@ -75,7 +75,7 @@ def test_a_device_this_machine_lacks_is_named():
     score = lambda x, t: -x  # noqa: E731
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device cuda requested"):
-            sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="cuda")
+            sampling.sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="cuda")
     with pytest.raises(ValueError, match="device must be a torch device"):
-        sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="gpu0")
-    assert sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="cpu").shape == (4, 2)
+        sampling.sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="gpu0")
+    assert sampling.sample(score, 4, 2, steps=3, t_min=1e-2, t_max=1.0, device="cpu").shape == (4, 2)
