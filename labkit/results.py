@@ -29,6 +29,7 @@ import os
 import random
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -452,5 +453,7 @@ def results_table(name: str, *, missing: str = "compute", path=None, log=print):
     source = (f"{len(rows) - computed} of {len(configs)} rows read from {path.name}"
               + (f" (commit {str(provenance.get('commit'))[:7]}, {provenance.get('date')}, "
                  f"{provenance.get('wall_s', 0) / 60:.0f} min of computing)" if provenance else ""))
-    log(f"{name}: {source}; {computed} computed here" + (f"; {skipped} missing, skipped" if skipped else ""))
+    message = (f"{name}: {source}; {computed} computed here"
+               + (f"; {skipped} missing, skipped" if skipped else ""))
+    log(textwrap.fill(message, 88, subsequent_indent="  "))  # a notebook's output column
     return Table(rows)
