@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from labkit import experiments
 from labkit.experiments import format_table
@@ -160,3 +161,62 @@ def test_paired_difference_pairs_on_the_seed_and_gives_a_verdict():
         experiments.paired_difference(rows, "m", {"width": 64}, {"width": 16})
     end = experiments.at_end([{"memorization": [0.1, 0.4], "log_likelihood": [-9.0, -3.0], "n": 4}])
     assert end[0]["memorization"] == 0.4 and end[0]["n"] == 4
+
+
+class Killed(Exception):
+    pass
+
+
+CURVE = dict(dim=2, n=8, width=8, depth=1, batch_size=16, num_samples=48, sample_steps=6, mixture="gmm4",
+             first_eval=40, steps=160, seed=1)
+
+
+def test_mixture_curve_killed_during_training_resumes_to_the_uninterrupted_curve(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "whole"))
+    whole = experiments.mixture_curve(**CURVE)
+    assert whole["steps"] == [0, 40, 57, 80, 113, 160]
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "killed"))
+    probe = experiments.mixtures._CurveProbe.__call__
+
+    def killed_at_113(self, step, net):  # after the checkpoint of step 112 (every 16 steps)
+        if step == 113:
+            raise Killed
+        return probe(self, step, net)
+
+    monkeypatch.setattr(experiments.mixtures._CurveProbe, "__call__", killed_at_113)
+    with pytest.raises(Killed):
+        experiments.mixture_curve(**CURVE)
+    (checkpoint,) = (tmp_path / "killed").rglob("train.pt")
+    assert torch.load(checkpoint, weights_only=True)["step"] == 112
+    monkeypatch.setattr(experiments.mixtures._CurveProbe, "__call__", probe)
+    resumed = experiments.mixture_curve(**CURVE)
+    assert {k: v for k, v in resumed.items() if k != "wall_s"} == \
+        {k: v for k, v in whole.items() if k != "wall_s"}
+    assert not checkpoint.exists()  # a finished curve leaves no checkpoint behind
+
+
+def test_table1_seed_killed_during_base_training_resumes_to_the_uninterrupted_probe(tmp_path, monkeypatch):
+    from labkit.experiments import table1
+
+    kw = dict(TINY_TABLE1, seed=0, curve_only=True)
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "whole"))
+    whole = experiments.table1_seed(**kw)
+    assert whole["probe_steps"] == [0, 10, 20, 40]
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "killed"))
+    calls, sample_images = [], table1.sample_images
+
+    def killed_at_third_probe(*args, **kwargs):  # the probe of step 20, after the step-16 checkpoint
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return sample_images(*args, **kwargs)
+
+    monkeypatch.setattr(table1, "sample_images", killed_at_third_probe)
+    with pytest.raises(Killed):
+        experiments.table1_seed(**kw)
+    (checkpoint,) = (tmp_path / "killed").rglob("base_train.pt")
+    assert torch.load(checkpoint, weights_only=True)["step"] == 16
+    monkeypatch.setattr(table1, "sample_images", sample_images)
+    resumed = experiments.table1_seed(**kw)
+    assert resumed == whole
+    assert experiments.table1_seed(**kw) == whole  # and the cached base holds the whole curve

@@ -158,3 +158,49 @@ def test_results_run_on_a_dask_cluster_equals_the_local_run(tmp_path, tiny_exper
                                      log=lambda m: None)
     assert [r["result"] for r in remote["rows"]] == [r["result"] for r in local["rows"]]
     assert [r["config"] for r in remote["rows"]] == [r["config"] for r in local["rows"]]
+
+
+def _with_extra_knob(fn):
+    """``fn`` with one more defaulted parameter, found under the same module:function name."""
+    import functools
+    import inspect
+
+    @functools.wraps(fn)
+    def wrapper(*args, extra_knob: int = 0, **kwargs):
+        return fn(*args, **kwargs)
+
+    sig = inspect.signature(fn)
+    extra = inspect.Parameter("extra_knob", inspect.Parameter.KEYWORD_ONLY, default=0)
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])
+    return wrapper
+
+
+def test_a_new_defaulted_parameter_hides_no_row_and_a_version_bump_hides_them_all(
+        tmp_path, tiny_experiment, monkeypatch):
+    out = tmp_path / "tiny.json"
+    results.run_results("tiny_test", out, log=lambda m: None)
+    monkeypatch.setattr(experiments, "mixture_curve", _with_extra_knob(experiments.mixture_curve))
+    assert "extra_knob" in results.full_config(results.resolve(tiny_experiment.point_fn), {"dim": 2, "n": 8,
+                                                                                           "width": 8})
+    assert len(results.results_table("tiny_test", path=out, missing="skip", log=lambda m: None)) == 2
+    logs = []
+    results.run_results("tiny_test", out, log=logs.append)
+    assert "computing 0" in logs[0]
+    bumped = Experiment(point_fn=tiny_experiment.point_fn, grids=tiny_experiment.grids, purpose="test",
+                        version=2)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny_test", bumped)
+    logs.clear()
+    assert len(results.results_table("tiny_test", path=out, missing="skip", log=logs.append)) == 0
+    assert "2 missing, skipped" in logs[0]
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
+def test_a_new_defaulted_parameter_hides_no_committed_row(path, tmp_path, monkeypatch):
+    copy = tmp_path / path.name  # a snapshot: the file may be growing while this test runs
+    copy.write_text(path.read_text())
+    name = json.loads(copy.read_text())["name"]
+    before = len(results.results_table(name, path=copy, missing="skip", log=lambda m: None))
+    assert before > 0
+    for fn in ("mixture_curve", "table1_seed"):
+        monkeypatch.setattr(experiments, fn, _with_extra_knob(getattr(experiments, fn)))
+    assert len(results.results_table(name, path=copy, missing="skip", log=lambda m: None)) == before
