@@ -25,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["canonical", "digest", "write_json", "save_torch", "cache_dir", "results_dir",
+__all__ = ["canonical", "digest", "write_text", "write_json", "save_torch", "cache_dir", "results_dir",
            "fill_defaults", "row_key", "run_dir"]
 
 
@@ -54,18 +54,22 @@ def _replace(tmp: Path, path: Path) -> None:
         os.close(fd)
 
 
-def write_json(path, obj, *, indent: int | None = 1) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (tmp file, fsync, rename). NaN and
-    infinities are refused (``ValueError``), so a file never holds what JSON cannot read."""
+def write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (tmp file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=indent, allow_nan=False)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        f.write(text + "\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     _replace(tmp, path)
+
+
+def write_json(path, obj, *, indent: int | None = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (tmp file, fsync, rename). NaN and
+    infinities are refused (``ValueError``), so a file never holds what JSON cannot read."""
+    write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
 
 
 def save_torch(obj, path) -> None:

@@ -11,11 +11,11 @@ A sweep maps a grid of configurations to a table of results:
   (:func:`function_identity`: module, qualified name, a hash of its source and, for a
   ``functools.partial``, its bound arguments, as ``joblib.Memory`` does), so another function
   or an edited one never reads this one's results. Entries are written atomically
-  (tmp file + ``os.replace``) and carry a schema tag and a SHA-256 checksum, so a truncated or
+  (:func:`labkit.store.write_text`: tmp file, fsync, rename) and carry a schema tag and a SHA-256 checksum, so a truncated or
   edited entry is detected, reported and recomputed. An interrupted sweep resumes where it
   stopped: finished points are read back, never recomputed.
-- Points run in parallel processes through joblib (``loky`` by default), each with one torch
-  thread, behind a tqdm progress bar. For a cluster, a Dask scheduler (``pip install
+- Points run in parallel processes through :func:`labkit.dispatch.dispatch` (joblib, ``loky`` by
+  default, or Dask), each with one torch thread, behind a tqdm progress bar. For a cluster, a Dask scheduler (``pip install
   'labkit-memgen[cluster]'``)::
 
       run_sweep(point_fn, grid, name="fig3a", backend="dask", scheduler="tcp://HOST:8786")
@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _moved
+from .store import write_text
 
 __all__ = ["expand_grid", "function_identity", "point_key", "run_sweep", "Table"]
 
@@ -207,12 +208,7 @@ def _write_entry(path: Path, config: Mapping, result: Mapping, fn: Mapping | Non
                  version: int | str = 0) -> None:
     entry = {"schema": SCHEMA, "config": dict(config), "result": result, "fn": fn, "version": version,
              "checksum": _checksum(dict(config), result, fn)}
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(_canonical(entry))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text(path, _canonical(entry))
 
 
 def _run_point(point_fn, config: dict, path: str | None, threads: int, fn: Mapping | None = None,
@@ -268,8 +264,9 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
     with its result. ``missing="skip"`` only reads the cache: points not cached yet are left out
     of the table (to show results computed elsewhere, e.g. by ``labkit-sweep``).
     """
-    import joblib
     from tqdm.auto import tqdm
+
+    from .dispatch import dispatch
 
     if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ValueError(f"name must be a plain folder name, got {name!r}")
@@ -303,15 +300,11 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
         by_key = {_canonical(configs[i]): i for i in todo}
         bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=name, disable=not progress)
         with bar:
-            if backend == "dask":
-                outputs = _dask_outputs(scheduler, point_fn, [configs[i] for i in todo], threads_per_point)
-            else:
-                jobs = (joblib.delayed(_run_point)(point_fn, configs[i], None if paths[i] is None else str(paths[i]),
-                                                   threads_per_point, fn, version) for i in todo)
-                if n_jobs == 1 and backend in ("loky", None):
-                    outputs = (job[0](*job[1], **job[2]) for job in jobs)  # in-process: easy to debug
-                else:
-                    outputs = joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")(jobs)
+            # on a Dask cluster the workers need not see the cache: entries are written here
+            local = backend != "dask"
+            outputs = dispatch(_run_point, [(point_fn, configs[i], str(paths[i]) if local and paths[i] else None,
+                                             threads_per_point, fn, version) for i in todo],
+                               n_jobs=n_jobs, backend=backend, scheduler=scheduler)
             for config, result in outputs:
                 i = by_key[_canonical(config)]
                 if backend == "dask" and paths[i] is not None:
@@ -319,47 +312,6 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
                 results[i] = result
                 bar.update(1)
     return Table([{**c, **r} for c, r in zip(configs, results) if r is not None])
-
-
-def _dask_client(scheduler):
-    """``(client, close_after)``: the client given, one connected to the address given, the
-    active one, or one connected to ``DASK_SCHEDULER_ADDRESS`` (dask's ``scheduler-address``)."""
-    try:
-        import dask
-        from dask.distributed import Client, get_client
-    except ImportError as exc:
-        raise ImportError("backend='dask' needs dask.distributed: pip install 'labkit-memgen[cluster]'") from exc
-    if isinstance(scheduler, Client):
-        return scheduler, False
-    if scheduler is not None:
-        if not isinstance(scheduler, str) or "://" not in scheduler:
-            raise ValueError(f"scheduler must be a dask Client or an address 'tcp://HOST:PORT', got {scheduler!r}")
-        return Client(scheduler), True
-    try:
-        return get_client(), False
-    except ValueError:
-        address = dask.config.get("scheduler-address", None)
-        if address:
-            return Client(address), True
-    raise ValueError("backend='dask' needs a Dask cluster: pass scheduler='tcp://HOST:PORT', set "
-                     "DASK_SCHEDULER_ADDRESS, or create a dask.distributed.Client first")
-
-
-def _dask_outputs(scheduler, point_fn, configs: list[dict], threads: int):
-    """Yield ``(config, result)`` as the cluster finishes points (any order). The scheduler
-    reruns a point whose worker dies (up to ``distributed.scheduler.allowed-failures`` times);
-    on an error the remaining points are cancelled."""
-    from dask.distributed import as_completed
-
-    client, close_after = _dask_client(scheduler)
-    futures = [client.submit(_run_point, point_fn, config, None, threads, pure=False) for config in configs]
-    try:
-        for future in as_completed(futures):
-            yield future.result()
-    finally:
-        client.cancel(futures)
-        if close_after:
-            client.close()
 
 
 class Table:
