@@ -3,6 +3,7 @@
 ``labkit results list``                 the registered result sets (:data:`labkit.experiments.EXPERIMENTS`)
 ``labkit results run NAME``             compute ``results/NAME.json``; rerunning resumes from the file
 ``labkit verify results/NAME.json``     recompute random rows and compare them with the file
+``labkit claims [--check]``             every notebook conclusion computed into results/claims.json
 ``labkit sweep GRID`` / ``labkit-sweep`` the paper-scale Fig. 3 grids into the sweep cache
 ``labkit prune`` / ``labkit-prune``     the Table 1 protocol on digits or a local CIFAR-10 copy
 
@@ -82,10 +83,36 @@ def _verify_main(argv) -> int:
     return 0 if ok else 1
 
 
+def _claims_main(argv) -> int:
+    from .experiments.claims import compare_claims, compute_claims, load_claims, write_claims
+
+    parser = argparse.ArgumentParser(prog="labkit claims",
+                                     description="Compute every declared claim of notebooks 02 and "
+                                     "03 from the result sets (labkit.experiments.claims).")
+    parser.add_argument("--out", default=None, help="claims file (default results/claims.json)")
+    parser.add_argument("--check", action="store_true",
+                        help="recompute and compare with the file instead of writing it")
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            differ = compare_claims(load_claims(args.out), compute_claims())
+            print("claims recompute" if not differ else "claims DIFFER: " + ", ".join(differ))
+            return 1 if differ else 0
+        claims = write_claims(args.out)
+    except ValueError as exc:
+        print(f"labkit claims: error: {exc}", file=sys.stderr)
+        return 2
+    counts = {}
+    for c in claims:
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    print(f"{len(claims)} claims: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return 0
+
+
 def main(argv=None) -> int:
-    """``labkit {results,verify,sweep,prune} ...`` (``labkit COMMAND --help`` for each)."""
+    """``labkit {results,verify,claims,sweep,prune} ...`` (``labkit COMMAND --help`` for each)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"results": _results_main, "verify": _verify_main,
+    commands = {"results": _results_main, "verify": _verify_main, "claims": _claims_main,
                 "sweep": sweep_main, "prune": prune_main}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.split("\n\n")[0])

@@ -25,6 +25,7 @@ __all__ = ["GEN_NATS", "MEM_POINTS", "final", "crossing_step", "training_times",
            "sign_flip_p", "paired_test", "holm", "LABEL_MEM_MARGIN", "LABEL_LL_MARGIN",
            "MEM_MARGINS", "LL_MARGINS", "label", "labels_over_training", "generalizing_window",
            "label_sensitivity", "time_interval", "time_observations", "censored_power_law",
+           "censored_slope_p",
            "seed_interval", "at_end", "paired_difference", "time_table", "regime"]
 
 GEN_NATS = 0.25
@@ -240,7 +241,8 @@ def label(row: dict, at: int = -1, mem_margin: float = LABEL_MEM_MARGIN,
     fresh draws by more than the margin without memorizing). :func:`regime` is the looser
     one-sided rule with fixed margins."""
     if mem_margin <= 0 or ll_margin <= 0:
-        raise ValueError(f"mem_margin and ll_margin must be positive, got {mem_margin}, {ll_margin}")
+        raise ValueError(f"mem_margin and ll_margin must be positive, got {mem_margin}, "
+                         f"{ll_margin}")
     excess = _at(row, "memorization", at) - row["null_memorization"]
     gap = _at(row, "log_likelihood", at) - row["reference_log_likelihood"]
     if excess > mem_margin:
@@ -323,13 +325,15 @@ def time_observations(rows, time: str = "tau_mem", mem_points: float = MEM_POINT
         else:
             values = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
             level = -gen_nats
-        out.append({"x": row["n"], "seed": row["seed"], **time_interval(row["steps"], values, level)})
+        bounds = time_interval(row["steps"], values, level)
+        out.append({"x": row["n"], "seed": row["seed"], **bounds})
     return sorted(out, key=lambda o: (o["x"], o["seed"]))
 
 
 def _log_bounds(observations):
     lo = np.array([math.log(o["lower"]) if o["lower"] > 0 else -np.inf for o in observations])
-    hi = np.array([math.log(o["upper"]) if o["upper"] is not None else np.inf for o in observations])
+    hi = np.array([math.log(o["upper"]) if o["upper"] is not None else np.inf
+                   for o in observations])
     return lo, hi
 
 
@@ -385,7 +389,8 @@ def censored_power_law(observations, level: float = 0.95, null: float | None = N
     Returns ``{"slope", "intercept", "sigma", "interval"`` (profile-likelihood, at ``level``),
     ``"p"`` (likelihood-ratio test of ``slope = null``; None without ``null``),
     ``"lack_of_fit_p"`` (LR test of a quadratic term in log x), ``"lack_of_fit_factor_p"`` (LR
-    test of x as a factor), ``"local_slopes"`` (between neighbouring x, from the factor model's
+    test of x as a factor), ``"curvature"`` (the quadratic term's coefficient, on log x
+    centred), ``"local_slopes"`` (between neighbouring x, from the factor model's
     means of log tau), ``"runs"``, ``"censored"}``."""
     from scipy import stats
     from scipy.optimize import brentq
@@ -393,8 +398,8 @@ def censored_power_law(observations, level: float = 0.95, null: float | None = N
     obs = list(observations)
     xs = sorted({o["x"] for o in obs})
     if len(xs) < 2 or len(obs) < 3:
-        raise ValueError(f"censored_power_law needs runs at 2 or more x, at least 3, got {len(obs)} "
-                         f"at x = {xs}")
+        raise ValueError(f"censored_power_law needs runs at 2 or more x, at least 3, got "
+                         f"{len(obs)} at x = {xs}")
     lo, hi = _log_bounds(obs)
     if not np.all(np.isfinite(lo) | np.isfinite(hi)):
         raise ValueError("every observation needs a finite lower or upper bound")
@@ -414,18 +419,17 @@ def censored_power_law(observations, level: float = 0.95, null: float | None = N
         while deficit(far) < 0 and abs(far - beta[1]) < 50 * step:
             far = beta[1] + 2 * (far - beta[1])
         bounds.append(float(brentq(deficit, *sorted((beta[1], far)), xtol=1e-5)))
-    p_null = None
-    if null is not None:
-        stat = max(0.0, 2 * (ll - _fit(line, lo, hi, fixed=(1, float(null)))[0]))
-        p_null = float(stats.chi2.sf(stat, 1))
+    p_null = None if null is None else censored_slope_p(obs, null, ll)
     out = {"slope": float(beta[1]), "intercept": float(beta[0]), "sigma": sigma,
            "interval": bounds, "p": p_null, "loglik": ll, "runs": len(obs),
            "censored": sum(o["upper"] is None for o in obs),
-           "lack_of_fit_p": None, "lack_of_fit_factor_p": None, "local_slopes": []}
+           "lack_of_fit_p": None, "lack_of_fit_factor_p": None, "curvature": None,
+           "local_slopes": []}
     if len(xs) >= 3:
         quad = np.column_stack([line, (u - centre) ** 2])
-        ll_q = _fit(quad, lo, hi)[0]
+        ll_q, beta_q, _ = _fit(quad, lo, hi)
         out["lack_of_fit_p"] = float(stats.chi2.sf(max(0.0, 2 * (ll_q - ll)), 1))
+        out["curvature"] = float(beta_q[2])
     factor = np.column_stack([[o["x"] == x for o in obs] for x in xs]).astype(float)
     ll_f, means, _ = _fit(factor, lo, hi)
     if len(xs) >= 3:
@@ -433,3 +437,18 @@ def censored_power_law(observations, level: float = 0.95, null: float | None = N
     out["local_slopes"] = [{"x0": x0, "x1": x1, "slope": float((m1 - m0) / math.log(x1 / x0))}
                            for x0, x1, m0, m1 in zip(xs, xs[1:], means, means[1:])]
     return out
+
+
+def censored_slope_p(observations, null: float, loglik: float | None = None) -> float:
+    """Likelihood-ratio p of ``slope = null`` in :func:`censored_power_law`'s model (``loglik``:
+    the unconstrained fit's, when already known)."""
+    from scipy import stats
+
+    obs = list(observations)
+    lo, hi = _log_bounds(obs)
+    u = np.log([o["x"] for o in obs])
+    line = np.column_stack([np.ones_like(u), u])
+    if loglik is None:
+        loglik = _fit(line, lo, hi)[0]
+    stat = max(0.0, 2 * (loglik - _fit(line, lo, hi, fixed=(1, float(null)))[0]))
+    return float(stats.chi2.sf(stat, 1))
