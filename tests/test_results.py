@@ -98,7 +98,7 @@ def test_results_run_rejects_bad_input(tmp_path, tiny_experiment):
 
 
 def test_every_committed_result_set_names_a_registered_experiment():
-    files = sorted(results.RESULTS_DIR.glob("*.json"))
+    files = sorted(p for p in results.RESULTS_DIR.glob("*.json") if p.name != "claims.json")
     for path in files:
         data = results.load_results(path)
         assert data["name"] in experiments.EXPERIMENTS, path
@@ -136,7 +136,7 @@ def test_a_result_set_is_computed_by_one_process_at_a_time(tmp_path, tiny_experi
     assert len(results.run_results("tiny_test", out, log=lambda m: None)["rows"]) == 2
 
 
-COMMITTED = sorted(results.RESULTS_DIR.glob("*.json"))
+COMMITTED = sorted(p for p in results.RESULTS_DIR.glob("*.json") if p.name != "claims.json")
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
