@@ -16,6 +16,7 @@ outside the notebooks, which is what we do not want.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -24,7 +25,10 @@ from pathlib import Path
 import nbformat
 
 DOCS = Path(__file__).resolve().parent
-ROOT = DOCS.parent
+# The student edition (`make book-student`) renders a staged copy of docs/ whose notebooks/ holds
+# the student pages (course/book.py); LABKIT_CHECKOUT names the checkout it was staged from.
+ROOT = Path(os.environ.get("LABKIT_CHECKOUT", DOCS.parent)).resolve()
+STUDENT_EDITION = DOCS != ROOT / "docs"
 NODE_MODULES = ROOT / "book" / "node_modules"
 sys.path.insert(0, str(ROOT))  # autodoc imports the checkout's labkit, installed or not
 sys.path.insert(0, str(DOCS / "_ext"))  # labkit_a11y: alt text, slider names, contrast
@@ -86,7 +90,8 @@ proof_minimal_theme = False
 
 # --- HTML -------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
-html_title = "labkit: memorization and generalization in diffusion models"
+html_title = "labkit: memorization and generalization in diffusion models" + (
+    " (student edition)" if STUDENT_EDITION else "")
 html_static_path = ["_static"]
 html_css_files = ["labkit.css"]
 html_sourcelink_suffix = ""  # the download button serves the .ipynb itself
@@ -100,6 +105,8 @@ html_theme_options = {
     "use_fullscreen_button": False,
     "show_prev_next": True,
     "navigation_with_keys": False,
+    # One search box, in the sidebar: the header's persistent search button repeats it.
+    "navbar_persistent": [],
 }
 
 # (source under book/node_modules, destination under _static): only what the pages load.
@@ -247,7 +254,8 @@ def check_assets(app) -> None:
 
 
 def setup(app):
-    sync_notebooks()
+    if not STUDENT_EDITION:  # the staged student edition brings its own pages
+        sync_notebooks()
     app.connect("builder-inited", check_assets)
     app.connect("source-read", fold_drawing_cells)
     app.connect("source-read", document_constants)

@@ -49,6 +49,8 @@ __all__ = [
     "sampling_figure",
     "training_curves",
     "memorization_time_figure",
+    "value_grid",
+    "interval_series",
 ]
 
 # Okabe-Ito: distinguishable under the common forms of colour blindness.
@@ -368,3 +370,61 @@ def memorization_time_figure(times: dict, fits: dict, title: str):
         ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(title)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Notebook 02: Fig. 3 (memorization over a grid of settings, sweeps with seed intervals)
+
+def value_grid(ax, mean, half=None, *, rows, cols, vmin: float = 0.0, vmax: float = 1.0,
+               cmap: str = "viridis", missing: str = "not run"):
+    """A heatmap of ``mean`` (shape ``(len(rows), len(cols))``, fractions shown as percent), each
+    cell labelled with its value and, where ``half`` (same shape) is given, ``± half``. A NaN
+    cell (a setting that was not run) is hatched grey and labelled ``missing``, so it cannot be
+    read as a value. ``rows`` and ``cols`` label the y and x ticks. Returns the image (for a
+    colour bar)."""
+    from matplotlib.patches import Rectangle
+
+    mean = np.asarray(mean, dtype=float)
+    if mean.shape != (len(rows), len(cols)):
+        raise ValueError(f"mean must have shape (len(rows), len(cols)) = {(len(rows), len(cols))}, "
+                         f"got {mean.shape}")
+    half = None if half is None else np.asarray(half, dtype=float)
+    if half is not None and half.shape != mean.shape:
+        raise ValueError(f"half must have the shape of mean {mean.shape}, got {half.shape}")
+    image = ax.imshow(mean, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    colormap = matplotlib.colormaps[cmap]
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            if np.isnan(mean[i, j]):
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.92", edgecolor="0.55",
+                                       hatch="///", lw=0))
+                ax.text(j, i, missing, ha="center", va="center", fontsize=9, color="0.25")
+                continue
+            text = f"{mean[i, j]:.0%}" + ("" if half is None else f"\n±{half[i, j]:.0%}")
+            red, green, blue, _ = colormap((mean[i, j] - vmin) / (vmax - vmin))
+            dark = 0.2126 * red + 0.7152 * green + 0.0722 * blue < 0.45  # relative luminance
+            ax.text(j, i, text, ha="center", va="center", fontsize=10, color="w" if dark else "k")
+    ax.grid(False)
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    return image
+
+
+def interval_series(ax, labels, series: dict, *, reference: float | None = None,
+                    reference_label: str | None = None, offset: float = 0.06):
+    """Points with their intervals against the categories ``labels`` (the x ticks), one series
+    per entry of ``series`` (``{name: [(mean, lo, hi), ...]}``, one triple per label), each in
+    its own colour, marker and line style and shifted by ``offset`` so the bars do not overlap.
+    ``reference`` draws a dotted horizontal line (``reference_label`` in the legend)."""
+    for k, (name, stats) in enumerate(series.items()):
+        stats = np.asarray(stats, dtype=float)
+        if stats.shape != (len(labels), 3):
+            raise ValueError(f"series {name!r} must hold one (mean, lo, hi) per label "
+                             f"({len(labels)}), got shape {stats.shape}")
+        xs = np.arange(len(labels)) + (k - (len(series) - 1) / 2) * offset
+        ax.errorbar(xs, stats[:, 0], yerr=[stats[:, 0] - stats[:, 1], stats[:, 2] - stats[:, 0]],
+                    color=PALETTE[(3, 0, 2, 4)[k % 4]], marker=_MARKERS[k % len(_MARKERS)],
+                    ls=_DASHES[k % len(_DASHES)], capsize=3, ms=5, lw=1.5, label=name)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", lw=1, ls=":", label=reference_label)
+    ax.set_xticks(range(len(labels)), [str(label) for label in labels])

@@ -166,3 +166,39 @@ def test_shown_figures_carry_their_title_in_the_png():
     assert plotting.show_alt_text(shell) and plotting.show_alt_text(shell)  # idempotent
     assert description() == "one line"
     plt.close(fig)
+
+
+def test_value_grid_marks_settings_that_were_not_run():
+    """A NaN cell is hatched and labelled "not run", never drawn as a colour of the scale."""
+    import numpy as np
+
+    mean = np.array([[0.98, np.nan, 0.12], [0.13, 0.5, 0.0]])
+    fig, ax = plt.subplots()
+    image = plotting.value_grid(ax, mean, np.full_like(mean, 0.02), rows=[256, 16], cols=[16, 64, 256])
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("not run") == 1 and "98%\n±2%" in texts and len(texts) == 6
+    hatched = [p for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_xy() == (0.5, -0.5)  # column 1, row 0
+    assert image.get_clim() == (0.0, 1.0)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "64", "256"]
+    with pytest.raises(ValueError, match="shape"):
+        plotting.value_grid(ax, mean, rows=[256], cols=[16, 64, 256])
+    with pytest.raises(ValueError, match="half"):
+        plotting.value_grid(ax, mean, mean[:, :2], rows=[256, 16], cols=[16, 64, 256])
+    plt.close(fig)
+
+
+def test_interval_series_draws_each_series_apart_with_its_interval():
+    fig, ax = plt.subplots()
+    series = {"n = 16": [(0.9, 0.8, 1.0), (0.5, 0.4, 0.6)], "n = 256": [(0.1, 0.0, 0.2), (0.0, 0.0, 0.1)]}
+    plotting.interval_series(ax, [16, 256], series, reference=-3.0, reference_label="fresh data")
+    assert [bars.get_label() for bars in ax.containers] == list(series)
+    lines = [bars.lines[0] for bars in ax.containers]  # the data line of each errorbar
+    assert len({line.get_marker() for line in lines}) == 2
+    assert len({line.get_linestyle() for line in lines}) == 2
+    assert lines[0].get_xdata()[0] < lines[1].get_xdata()[0]  # shifted apart
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "256"]
+    assert "fresh data" in ax.get_legend_handles_labels()[1]
+    with pytest.raises(ValueError, match="one \\(mean, lo, hi\\) per label"):
+        plotting.interval_series(ax, [16, 64, 256], series)
+    plt.close(fig)
