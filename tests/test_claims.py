@@ -1,0 +1,330 @@
+"""labkit.experiments.claims and the statistics it rests on (labkit.experiments.stats): each
+statistic against a well-kept library (scipy's permutation test and t interval, statsmodels'
+Holm, lifelines' interval-censored log-normal AFT fit), results/claims.json against the rows it
+was computed from, and the guard that keeps a notebook's conclusions within their verdicts."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from labkit import results
+from labkit.experiments import claims as C
+from labkit.experiments import stats as S
+
+
+@pytest.fixture(scope="module")
+def computed():
+    return C.compute_claims()
+
+
+@pytest.fixture(scope="module")
+def stored():
+    return C.load_claims()
+
+
+def _raw_rows(name):
+    data = json.loads((results.RESULTS_DIR / f"{name}.json").read_text())
+    return [{**r["config"], **r["result"]} for r in data["rows"]]
+
+
+# --- the statistics against their oracles ------------------------------------------------------
+
+@pytest.mark.parametrize("k", [2, 3, 5, 8])
+def test_sign_flip_p_is_scipys_exact_paired_permutation_test(k):
+    rng = np.random.default_rng(k)
+    for _ in range(5):
+        a, b = rng.normal(0.3, 1, k), rng.normal(0, 1, k)
+        oracle = sps.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis),
+                                      permutation_type="samples", n_resamples=np.inf,
+                                      vectorized=True, alternative="two-sided").pvalue
+        assert S.sign_flip_p(a - b) == pytest.approx(min(oracle, 1.0), abs=1e-12)
+
+
+def test_sign_flip_p_cannot_go_below_two_over_two_to_the_k():
+    for k in (3, 5, 8):
+        assert S.sign_flip_p(np.arange(1, k + 1)) == pytest.approx(2 / 2**k)
+    with pytest.raises(ValueError, match="finite"):
+        S.sign_flip_p([1.0, float("nan")])
+
+
+def test_paired_test_is_scipys_paired_t():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1, 1, 8), rng.normal(0, 1, 8)
+    out = S.paired_test(a, b)
+    ref = sps.ttest_rel(a, b)
+    assert out["p_t"] == pytest.approx(ref.pvalue)
+    assert out["interval"] == pytest.approx(list(ref.confidence_interval(0.95)))
+    assert out["estimate"] == pytest.approx(np.mean(a - b))
+    with pytest.raises(ValueError, match="equally long"):
+        S.paired_test([1, 2], [1])
+
+
+def test_holm_is_statsmodels_and_passes_none_through():
+    from statsmodels.stats.multitest import multipletests
+
+    ps = [0.01, None, 0.04, 0.03, 0.2]
+    got = S.holm(ps)
+    want = multipletests([0.01, 0.04, 0.03, 0.2], method="holm")[1]
+    assert got[1] is None
+    assert [got[i] for i in (0, 2, 3, 4)] == pytest.approx(list(want))
+
+
+def _lifelines_slope(obs):
+    import pandas as pd
+    from lifelines import LogNormalAFTFitter
+
+    frame = pd.DataFrame({"log_n": np.log([o["x"] for o in obs]),
+                          # lifelines takes log(lower): a time known only to be below the
+                          # first evaluation is given a lower bound far below any time here
+                          "lower": [max(o["lower"], 1e-3) for o in obs],
+                          "upper": [np.inf if o["upper"] is None else o["upper"] for o in obs]})
+    fit = LogNormalAFTFitter().fit_interval_censoring(frame, "lower", "upper")
+    return float(fit.params_.loc[("mu_", "log_n")])
+
+
+def test_censored_power_law_agrees_with_lifelines_on_simulated_censored_times():
+    rng = np.random.default_rng(1)
+    grid = [0] + [int(round(125 * 2 ** (k / 2))) for k in range(14)]  # the study's step grid
+    obs = []
+    for x in (16, 32, 64, 128):
+        for seed in range(6):
+            tau = math.exp(-0.2 + 2.0 * math.log(x) + 0.4 * rng.normal())
+            above = [s for s in grid if s >= tau]
+            obs.append({"x": x, "seed": seed, "lower": max(s for s in grid if s < tau),
+                        "upper": above[0] if above else None})
+    assert any(o["upper"] is None for o in obs)  # some runs beyond the budget
+    fit = S.censored_power_law(obs, null=1.0)
+    assert fit["slope"] == pytest.approx(_lifelines_slope(obs), abs=1e-3)
+    lo, hi = fit["interval"]
+    assert lo < fit["slope"] < hi
+    # the profile interval's ends are where the likelihood-ratio test of the slope has p = 0.05
+    for end in (lo, hi):
+        assert S.censored_slope_p(obs, end) == pytest.approx(0.05, abs=2e-3)
+
+
+@pytest.mark.parametrize("where", [{"mixture": "gmm4", "width": 256},
+                                   {"mixture": "paper", "width": 256}])
+def test_law_slopes_in_claims_agree_with_an_independent_lifelines_fit(stored, where):
+    laws = [c for c in stored if c["kind"] == "law" and c["a"] == where
+            and c["metric"] == "tau_mem"]
+    assert laws
+    for law in laws:
+        assert law["estimate"] == pytest.approx(_lifelines_slope(law["observations"]), abs=1e-3)
+
+
+def test_time_interval_brackets_the_crossing_without_interpolation():
+    steps, values = [0, 125, 250, 500], [0.0, 0.05, 0.2, 0.4]
+    assert S.time_interval(steps, values, 0.1) == {"lower": 125, "upper": 250}
+    assert S.time_interval(steps, values, 0.5) == {"lower": 500, "upper": None}
+    with pytest.raises(ValueError, match="first evaluation"):
+        S.time_interval(steps, [0.3, 0.3, 0.3, 0.3], 0.1)
+
+
+# --- the labels ----------------------------------------------------------------------------------
+
+def _row(excess, gap):
+    return {"memorization": [0.1 + excess], "null_memorization": 0.1,
+            "log_likelihood": [-13.4 + gap], "reference_log_likelihood": -13.4, "steps": [0]}
+
+
+def test_label_is_two_sided():
+    # d = 8, n = 16: 97% memorized while the mean log-likelihood sits 0.5 nat *above* fresh draws:
+    # the one-sided quality rule would call it generalizing
+    assert S.label(_row(0.87, +0.5)) == "memorizing"
+    assert S.label(_row(0.02, -0.1)) == "generalizing"
+    assert S.label(_row(0.02, +0.6)) == "-"
+    assert S.label(_row(0.02, -2.0)) == "failing"
+    assert S.label(_row(-0.3, -0.1)) == "-"
+    assert S.label(_row(0.15, 0.0)) == "memorizing"
+    assert S.label(_row(0.15, 0.0), mem_margin=0.2) == "generalizing"
+    with pytest.raises(ValueError, match="positive"):
+        S.label(_row(0.0, 0.0), mem_margin=0)
+
+
+def test_label_sensitivity_reads_every_pair_of_margins():
+    table = S.label_sensitivity([_row(0.15, 0.3)],
+                                lambda rows, m, g: S.label(rows[0], -1, m, g))
+    assert len(table) == 9 and {(t["mem_margin"], t["ll_margin"]) for t in table} == {
+        (m, g) for m in S.MEM_MARGINS for g in S.LL_MARGINS}
+    assert {t["value"] for t in table} == {"memorizing", "generalizing", "-"}
+
+
+# --- results/claims.json against its rows ----------------------------------------------------------
+
+def test_claims_json_recomputes_from_the_rows(stored, computed):
+    assert C.compare_claims(stored, computed) == []
+
+
+def test_compare_claims_sees_a_changed_number_and_a_changed_verdict(stored):
+    tampered = json.loads(json.dumps(stored))
+    tampered[0]["estimate"] += 1e-3
+    tampered[1]["verdict"] = "supported" if tampered[1]["verdict"] != "supported" else "unresolved"
+    assert C.compare_claims(tampered, stored) == sorted([stored[0]["id"], stored[1]["id"]])
+
+
+def test_every_declared_claim_is_in_the_file_once(stored):
+    assert [c["id"] for c in stored] == [c.id for c in C.CLAIMS]
+    assert len({c.id for c in C.CLAIMS}) == len(C.CLAIMS)
+
+
+def _arm_rows():
+    out = []
+    for r in _raw_rows("table1"):
+        for method, arm in r["arms"].items():
+            out.append({**arm, "seed": r["seed"], "method": method})
+        for method, entries in r["sweep"].items():
+            out += [{**e, "seed": r["seed"], "method": method} for e in entries]
+        out.append({"seed": r["seed"], "method": "base", "probe_memorization": r["probe_memorization"]})
+    return out
+
+
+def _values(rows, where, metric, seed):
+    key, _, index = metric.partition("@")
+    found = []
+    for r in rows:
+        if r["seed"] == seed and all(r.get(k) == v for k, v in where.items()):
+            v = r[key]
+            found.append(v[int(index) if index else -1] if isinstance(v, list) else v)
+    return found
+
+
+def test_every_pair_value_is_found_in_the_rows(stored):
+    for c in stored:
+        if c["kind"] != "paired":
+            continue
+        names = c["result_set"].split("+")
+        rows = [r for n in names for r in (_arm_rows() if n == "table1" else _raw_rows(n))]
+        for pair in c["pairs"]:
+            for side, where, metric in (("a", c["a"], c["metric"]),
+                                        ("b", c["b"], c.get("metric_b") or c["metric"])):
+                assert pair[side] in _values(rows, where, metric, pair["seed"]), (c["id"], pair)
+
+
+def test_paired_estimates_and_intervals_recompute_from_the_pairs(stored):
+    for c in stored:
+        if c["kind"] != "paired" or len(c["pairs"]) < 2:
+            continue
+        diff = [p["a"] - p["b"] for p in c["pairs"]]
+        res = sps.ttest_1samp(diff, 0.0)
+        assert c["estimate"] == pytest.approx(np.mean(diff), rel=1e-9, abs=1e-12), c["id"]
+        assert c["interval"] == pytest.approx(list(res.confidence_interval(0.95)), rel=1e-6,
+                                              abs=1e-9), c["id"]
+        assert c["p_sign_flip"] == pytest.approx(S.sign_flip_p(diff)), c["id"]
+
+
+def test_holm_adjustments_recompute_with_statsmodels(stored):
+    from statsmodels.stats.multitest import multipletests
+
+    for family in C.FAMILIES:
+        members = [c for c in stored if c["family"] == family and c["p"] is not None]
+        want = multipletests([c["p"] for c in members], method="holm")[1]
+        assert [c["p_adjusted"] for c in members] == pytest.approx(list(want)), family
+
+
+def test_law_observations_are_evaluation_steps_of_their_runs(stored):
+    rows = _raw_rows("training_time")
+    for c in stored:
+        if c["kind"] != "law":
+            continue
+        for o in c["observations"]:
+            run = [r for r in rows if r["n"] == o["x"] and r["seed"] == o["seed"]
+                   and all(r[k] == v for k, v in c["a"].items())]
+            assert len(run) == 1
+            assert o["lower"] in run[0]["steps"]
+            assert o["upper"] is None and o["lower"] == run[0]["steps"][-1] \
+                or o["upper"] == run[0]["steps"][run[0]["steps"].index(o["lower"]) + 1]
+
+
+def test_verdicts_follow_the_declared_rules(stored):
+    for c in stored:
+        if c["family"] == "primary" and len(c["seeds"]) < C.PRIMARY_MIN_SEEDS:
+            assert c["verdict"] == "unresolved" and "awaits" in c["note"], c["id"]
+        if c["kind"] == "paired" and c["verdict"] != "unresolved":
+            assert c["p_adjusted"] < C.ALPHA and c["p_sign_flip"] < C.ALPHA, c["id"]
+            assert (np.sign(c["estimate"]) == c["direction"]) == (c["verdict"] == "supported")
+        if c["kind"] == "paired" and len(c["pairs"]) <= 4:  # 2 / 2^k >= 0.125
+            assert c["verdict"] == "unresolved", c["id"]
+        if c["kind"] == "label":
+            holds = {cell["value"]["holds"] for cell in c["sensitivity"]}
+            assert len(c["sensitivity"]) == 9
+            assert (c["verdict"] == "unresolved") == (holds == {True, False}), c["id"]
+
+
+def test_a_primary_claim_with_few_seeds_is_unresolved_however_strong():
+    strong = C.Claim("t", "Bigger nets memorize more at n = 16.", "02", "primary", "paired",
+                     "fig3", "memorization", {"dim": 8, "n": 16, "width": 256, "weight_decay": 0.0,
+                                              "seed": 0}, {"dim": 8, "n": 16, "width": 16,
+                                                           "weight_decay": 0.0, "seed": 0})
+    (entry,) = C.compute_claims(claims=(strong,))
+    assert entry["verdict"] == "unresolved" and "awaits" in entry["note"]
+    secondary = C.Claim(**{**strong.__dict__, "family": "secondary"})
+    (entry,) = C.compute_claims(claims=(secondary,))
+    assert entry["verdict"] == "unresolved" and entry["seeds"] == [0]
+
+
+def test_claim_checks_its_declaration():
+    with pytest.raises(ValueError, match="family"):
+        C.Claim("x", "s", "02", "main", "paired", "fig3", "memorization")
+    with pytest.raises(ValueError, match="kind"):
+        C.Claim("x", "s", "02", "primary", "trend", "fig3", "memorization")
+    with pytest.raises(ValueError, match="check"):
+        C.Claim("x", "s", "02", "primary", "label", "fig2", "label")
+
+
+# --- the notebooks: conclusions within their verdicts ----------------------------------------------
+
+def _notebook(tmp_path, text):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [text]}],
+                                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_check_notebook_fails_on_a_sentence_that_outruns_its_verdict(tmp_path):
+    claims = [{"id": "open", "verdict": "unresolved"}, {"id": "shown", "verdict": "supported"},
+              {"id": "wrong", "verdict": "contradicted"}]
+    wrong = _notebook(tmp_path, "Findings:\n\n- <!-- claim: open --> Decay raises the likelihood.\n"
+                                "- <!-- claim: shown --> Wider nets memorize more.\n")
+    with pytest.raises(ValueError, match="open is unresolved"):
+        C.check_notebook(wrong, claims)
+    right = _notebook(tmp_path, "Findings:\n\n- <!-- claim: open --> We could not tell whether "
+                                "decay raises the likelihood.\n- <!-- claim: shown --> Wider nets "
+                                "memorize more.\n- <!-- claim: wrong --> The data contradict the "
+                                "paper's ordering.\n")
+    assert C.check_notebook(right, claims) == 3
+    hedged = _notebook(tmp_path, "<!-- claim: shown --> Whether wider nets memorize more is "
+                                 "unresolved.")
+    assert "shown is supported" in C.notebook_problems(hedged, claims)[0]
+    unknown = _notebook(tmp_path, "<!-- claim: nowhere --> Something holds.")
+    assert "no such claim" in C.notebook_problems(unknown, claims)[0]
+
+
+@pytest.mark.parametrize("name", ["02_approximation_separation", "03_pruning_mitigation"])
+def test_the_notebooks_conclusions_are_within_their_verdicts(name, stored):
+    path = results.RESULTS_DIR.parent / "notebooks" / f"{name}.ipynb"
+    C.check_notebook(path, stored)
+
+
+def test_claims_table_is_narrow_and_lists_a_notebooks_claims(stored):
+    table = C.claims_table("03", stored)
+    lines = table.splitlines()
+    assert lines[0].startswith("| claim |") and len(lines) == 2 + sum(c["notebook"] == "03"
+                                                                      for c in stored)
+    assert max(len(line) for line in lines) <= 88
+    assert "| `t1_small_vs_control` |" in table
+
+
+def test_labkit_claims_check_fails_on_a_stale_file(tmp_path, stored, computed, monkeypatch):
+    from labkit.cli import main
+
+    monkeypatch.setattr(C, "compute_claims", lambda: computed)
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps({"claims": stored}))
+    assert main(["claims", "--check", "--out", str(path)]) == 0
+    stale = json.loads(json.dumps(stored))
+    stale[0]["verdict"] = "contradicted"
+    path.write_text(json.dumps({"claims": stale}))
+    assert main(["claims", "--check", "--out", str(path)]) == 1
