@@ -91,7 +91,7 @@ exercises: venv
 # kept). About 4 CPU-hours on one 2-core machine; `labkit results run NAME --device cuda` for a GPU.
 RESULTS_JOBS ?= 2
 results: venv
-	for name in training_time fig2 fig3 duplication table1; do \
+	for name in $$($(VENV)/bin/labkit results list --names); do \
 	  $(VENV)/bin/labkit results run $$name --n-jobs $(RESULTS_JOBS) || exit 1; done
 	$(VENV)/bin/labkit claims
 

@@ -1,7 +1,9 @@
 """Every labkit command in one place (the console scripts point here).
 
-``labkit results list``                 the registered result sets (:data:`labkit.experiments.EXPERIMENTS`)
+``labkit --help`` / ``labkit --version``  the commands and their purpose; the version
+``labkit results list [--names]``       the registered result sets (:data:`labkit.experiments.EXPERIMENTS`)
 ``labkit results run NAME``             compute ``results/NAME.json``; rerunning resumes from the file
+``labkit results run MOD:ATTR --out F`` an :class:`~labkit.experiments.Experiment` of your own module
 ``labkit verify results/NAME.json``     recompute random rows and compare them with the file
 ``labkit claims [--check]``             every notebook conclusion computed into results/claims.json
 ``labkit sweep GRID`` / ``labkit-sweep`` the paper-scale Fig. 3 grids into the sweep cache
@@ -37,26 +39,32 @@ def _results_main(argv) -> int:
     from .experiments import EXPERIMENTS
 
     parser = argparse.ArgumentParser(prog="labkit results",
-                                     description="Compute the committed result sets under results/.")
+                                     description="Compute the result sets: the registered ones "
+                                     "under results/, or an Experiment of your own module.")
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="print the registered result sets")
+    listing = sub.add_parser("list", help="print the registered result sets")
+    listing.add_argument("--names", action="store_true", help="only the names, one per line")
     run = sub.add_parser("run", help="compute (or resume) results/NAME.json")
-    run.add_argument("name", choices=sorted(EXPERIMENTS))
-    run.add_argument("--out", help="output file (default results/NAME.json)")
+    run.add_argument("name", help=f"a registered set ({', '.join(EXPERIMENTS)}) or MODULE:ATTRIBUTE, "
+                     "an Experiment in a module of the current folder")
+    run.add_argument("--out", help="output file (default results/NAME.json; needed for MODULE:ATTRIBUTE)")
     run.add_argument("--device", default="cpu", help="torch device of every row (cuda on a GPU)")
     run.add_argument("--n-jobs", type=int, default=1, help="parallel rows (worker processes)")
     run.add_argument("--scheduler", help="a Dask scheduler address, tcp://HOST:PORT")
-    run.add_argument("--limit", type=int, help="compute at most this many new rows")
+    run.add_argument("--limit", type=int, help="compute at most this many new rows (0: report only)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.action == "list":
         from .results import _configs as configs
 
         for name, exp in EXPERIMENTS.items():
-            print(f"{name}: {len(configs(name)[1])} rows, {exp.point_fn}\n  {exp.purpose}")
+            print(name if args.names else
+                  f"{name}: {len(configs(name)[1])} rows, {exp.point_fn}\n  {exp.purpose}")
         return 0
     try:
         run_results(args.name, args.out, device=args.device, n_jobs=args.n_jobs, limit=args.limit,
-                    scheduler=args.scheduler, log=lambda m: print(m, flush=True))
+                    scheduler=args.scheduler, log=lambda m: print(m, flush=True),
+                    progress=not args.quiet)
     except ValueError as exc:
         parser.error(str(exc))
     return 0
@@ -69,7 +77,8 @@ def _verify_main(argv) -> int:
     parser.add_argument("--rows", type=int, default=1, help="how many rows to recompute (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="which random rows")
     parser.add_argument("--cheapest", action="store_true", help="take the cheapest rows (by wall_s)")
-    parser.add_argument("--max-steps", type=int, help="recompute training curves only up to this step")
+    parser.add_argument("--max-steps", type=int, help="recompute training curves only up to this step "
+                        "(for sets whose experiment declares a prefix_key)")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--atol", type=float, default=1e-6)
     args = parser.parse_args(argv)
@@ -109,16 +118,51 @@ def _claims_main(argv) -> int:
     return 0
 
 
+# name: (function, purpose), in the order `labkit --help` lists them
+def _commands() -> dict:
+    return {
+        "results": (_results_main, "compute, resume or list result sets (results/NAME.json; "
+                                   "MODULE:ATTR: your own)"),
+        "verify": (_verify_main, "recompute rows of a result file and compare them with it"),
+        "claims": (_claims_main, "compute every declared claim into results/claims.json "
+                                 "(--check: compare)"),
+        "sweep": (sweep_main, "run a paper-scale Fig. 3 grid into the sweep cache"),
+        "prune": (prune_main, "the Table 1 protocol on digits or a local CIFAR-10 copy"),
+    }
+
+
+def _usage(commands: dict) -> str:
+    width = max(len(name) for name in commands)
+    lines = ["usage: labkit [--version] COMMAND [ARGS ...]", "",
+             "The command line of labkit, a lab for arXiv 2511.03202 (memorization and "
+             "generalization in diffusion models).", "", "commands:"]
+    lines += [f"  {name:<{width}}  {purpose}" for name, (_, purpose) in commands.items()]
+    lines += ["", "labkit COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
-    """``labkit {results,verify,claims,sweep,prune} ...`` (``labkit COMMAND --help`` for each)."""
+    """``labkit COMMAND ...``: ``labkit --help`` lists the commands, ``labkit COMMAND --help``
+    shows one's options, ``labkit --version`` prints the version."""
+    from . import __version__
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"results": _results_main, "verify": _verify_main, "claims": _claims_main,
-                "sweep": sweep_main, "prune": prune_main}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print(__doc__.split("\n\n")[0])
-        print("\ncommands: " + ", ".join(commands) + "  (labkit COMMAND --help)")
-        return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
-    return commands[argv[0]](argv[1:])
+    commands = _commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(commands))
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"labkit {__version__}")
+        return 0
+    if argv[0] not in commands:
+        print(_usage(commands), file=sys.stderr)
+        print(f"\nlabkit: error: unknown command {argv[0]!r} (choose from {', '.join(commands)})",
+              file=sys.stderr)
+        return 2
+    # a researcher's own experiments and point functions live in modules of the current folder
+    if argv[0] in ("results", "verify") and "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    return commands[argv[0]][0](argv[1:])
 
 
 def sweep_main(argv=None) -> int:

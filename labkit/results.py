@@ -16,6 +16,15 @@ A result set is a small JSON file::
   at one torch thread, so agreement is expected to ``rtol`` = 1e-4 and ``atol`` = 1e-6 on the
   same platform; a training curve can be recomputed up to a smaller step count (its prefix is
   exact, see :mod:`labkit.experiments`).
+
+A result set is named by a registered name (``"fig2"``) or, for an :class:`Experiment` defined
+in a researcher's own module, by ``"module:attribute"`` (``"my_experiments:ring_time"``; the
+command line puts the current folder on the import path). The file carries the experiment's
+rules (the keys :func:`verify` compares, the prefix rule that shortens a row, the version) and
+its provenance names the module and a SHA-256 of its source, so a file is verified from what it
+holds. A point function's result must be JSON: numpy and torch numbers are stored as numbers,
+and a result that cannot be stored (NaN, an object) is reported with its key and config, its
+raw value kept under the labkit cache (``results/rejected``) while the other rows go on.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ import textwrap
 import time
 from pathlib import Path
 
-__all__ = ["RESULTS_DIR", "resolve", "full_config", "load_results", "run_results", "results_table", "verify"]
+__all__ = ["RESULTS_DIR", "resolve", "experiment_for", "full_config", "storable", "load_results",
+           "run_results", "results_table", "verify"]
 
 def _results_dir() -> Path:
     """``$LABKIT_RESULTS``, else ``<checkout>/results`` in a source checkout, else ``./results``."""
@@ -111,11 +121,57 @@ def load_results(path) -> dict:
     return data
 
 
-def _configs(name: str) -> tuple[str, list[dict]]:
-    from .experiments import experiment
+def experiment_for(name):
+    """``(label, experiment)`` for a registered name (:data:`labkit.experiments.EXPERIMENTS`),
+    ``"module:attribute"`` naming an :class:`~labkit.experiments.Experiment` in an importable
+    module, or an ``Experiment`` itself (labelled ``"experiment"``). ValueError names what is
+    missing."""
+    from .experiments import Experiment, experiment
+
+    if isinstance(name, Experiment):
+        return "experiment", name
+    if isinstance(name, str) and ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"experiment {name!r} cannot be found ({exc}); a user's experiment is "
+                             "'module:attribute' in a module on the import path (the labkit "
+                             "command line adds the current folder)") from None
+        if not isinstance(found, Experiment):
+            raise ValueError(f"experiment {name!r} is a {type(found).__name__}, not a "
+                             "labkit.experiments.Experiment")
+        return name, found
+    try:
+        return name, experiment(name)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or 'module:attribute' naming an Experiment of your own") from None
+
+
+def _rules(exp) -> dict:
+    """What a file says about reading its rows: compared keys, prefix rule, version."""
+    return {"compare": list(exp.compare), "prefix_key": exp.prefix_key, "curve_steps": exp.curve_steps,
+            "prefix_args": dict(exp.prefix_args), "version": exp.version}
+
+
+def _module_provenance(label: str, exp) -> dict:
+    """The module that defines the experiment (and its point function) and a SHA-256 of its
+    source, so a file says which code made it even when that code lives outside labkit."""
+    import hashlib
+
+    module = label.partition(":")[0] if ":" in label else exp.point_fn.partition(":")[0]
+    out = {"module": module}
+    try:
+        source = inspect.getsource(importlib.import_module(module))
+    except (ImportError, OSError, TypeError):
+        return out
+    return {**out, "module_sha256": hashlib.sha256(source.encode()).hexdigest()}
+
+
+def _configs(name) -> tuple[str, list[dict]]:
     from .sweeps import expand_grid
 
-    exp = experiment(name)
+    _, exp = experiment_for(name)
     fn = resolve(exp.point_fn)
     seen, configs = set(), []
     for grid in exp.grids:
@@ -126,6 +182,48 @@ def _configs(name: str) -> tuple[str, list[dict]]:
                 seen.add(key)
                 configs.append(full)
     return exp.point_fn, configs
+
+
+def storable(result, where: str = "result"):
+    """``result`` as JSON values: numpy and torch numbers and arrays become numbers and lists.
+    ValueError naming the first key (``result['loss'][3]``) holding NaN, an infinity or an
+    object JSON cannot hold."""
+    import numpy as np
+
+    if isinstance(result, dict):
+        out = {}
+        for key, value in result.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}; JSON keys are strings")
+            out[key] = storable(value, f"{where}[{key!r}]")
+        return out
+    if isinstance(result, (list, tuple)):
+        return [storable(v, f"{where}[{i}]") for i, v in enumerate(result)]
+    if result is None or isinstance(result, (bool, str)):
+        return result
+    if isinstance(result, (np.generic, np.ndarray)) or type(result).__module__.startswith("torch"):
+        if not hasattr(result, "tolist"):
+            raise ValueError(f"{where} is a {type(result).__name__}, which JSON cannot hold")
+        if hasattr(result, "detach"):
+            result = result.detach().cpu()
+        return storable(result.tolist(), where)
+    if isinstance(result, int):
+        return int(result)
+    if isinstance(result, float):
+        if not math.isfinite(result):
+            raise ValueError(f"{where} is {result}, which a result set cannot hold")
+        return float(result)
+    raise ValueError(f"{where} is a {type(result).__name__}, which JSON cannot hold")
+
+
+def _keep_rejected(label: str, key: str, config: dict, result) -> Path:
+    """Save a result that cannot be stored (raw, with torch.save) so its work is not lost."""
+    from .store import cache_dir, digest, save_torch
+
+    folder = cache_dir("results", "rejected", label.replace(":", "_").replace("/", "_"))
+    path = folder / f"{digest(key)}.pt"
+    save_torch({"config": config, "key": key, "result": result}, path)
+    return path
 
 
 def _row_key(fn, config: dict, version) -> str | None:
@@ -194,35 +292,71 @@ def _one_row(spec: str, config: dict, device: str, threads: int) -> tuple[dict, 
     return config, result, round(wall if wall is not None else time.perf_counter() - start, 2)
 
 
-def run_results(name: str, out=None, *, device: str = "cpu", n_jobs: int = 1, limit: int | None = None,
-                scheduler: str | None = None, log=print) -> dict:
-    """Compute the registered result set ``name`` into ``out`` (default ``results/NAME.json``),
-    computing only rows the file lacks and rewriting it atomically after every finished row.
-    ``n_jobs`` worker processes (joblib, one torch thread each); ``scheduler="tcp://HOST:PORT"``
-    runs the rows on a Dask cluster instead. ``limit`` computes at most that many new rows."""
-
-    from .experiments import experiment
+def run_results(name, out=None, *, device: str = "cpu", n_jobs: int = 1, limit: int | None = None,
+                scheduler: str | None = None, log=print, progress: bool = False) -> dict:
+    """Compute the result set ``name`` (a registered name or ``"module:attribute"``, see
+    :func:`experiment_for`) into ``out`` (default ``results/NAME.json``), computing only rows
+    the file lacks and rewriting it atomically after every finished row. ``n_jobs`` worker
+    processes (joblib, one torch thread each); ``scheduler="tcp://HOST:PORT"`` runs the rows on
+    a Dask cluster instead (its workers must import the point function). ``limit`` computes at
+    most that many new rows (0: only report what is missing). ``progress`` shows a tqdm bar
+    with the time left, estimated from the rows' recorded times. A row whose result cannot be
+    stored (:func:`storable`) is kept under the labkit cache and reported, with its key and
+    config, in a ValueError raised once the other rows are done."""
+    from . import _checks
 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
         raise ValueError(f"n_jobs must be a non-zero integer, got {n_jobs!r}")
-    from . import _checks
-
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be an integer >= 0 (the most new rows to compute), got {limit!r}")
     _checks.device(device)
-    exp = experiment(name)
-    spec, configs = _configs(name)
-    path = Path(out) if out is not None else RESULTS_DIR / f"{name}.json"
+    label, exp = experiment_for(name)
+    spec, configs = _configs(exp)
+    if out is None and ":" in label:
+        raise ValueError(f"out is needed for {label!r}, an experiment outside labkit's registry "
+                         "(e.g. results/ring_time.json)")
+    path = Path(out) if out is not None else RESULTS_DIR / f"{label}.json"
     lock = _lock(path)  # held until the function returns (closed in the finally below)
     try:
-        return _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log)
+        return _run_locked(label, exp, spec, configs, path, device, n_jobs, limit, scheduler, log,
+                           progress)
     finally:
         lock.close()
 
 
-def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log) -> dict:
-    import joblib
+def _time_left(pending: list[dict], rows, prefix_key: str | None, workers: int) -> float | None:
+    """Seconds the ``pending`` configs should take, from the recorded times of ``rows``: seconds
+    per step (``prefix_key``) when every config has one, else the mean time of a row."""
+    walls = [(r["config"], r["wall_s"]) for r in rows if r.get("wall_s")]
+    if not walls or not pending:
+        return None
+
+    def steps(c):
+        v = c.get(prefix_key) if prefix_key else None
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+    if all(steps(c) for c, _ in walls) and all(steps(c) for c in pending):
+        rate = sum(w for _, w in walls) / sum(steps(c) for c, _ in walls)
+        total = rate * sum(steps(c) for c in pending)
+    else:
+        total = sum(w for _, w in walls) / len(walls) * len(pending)
+    return total / max(workers, 1)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log, progress) -> dict:
     import torch
+    from tqdm.auto import tqdm
 
     from . import __version__
+    from .dispatch import dispatch
+    from .store import digest
 
     fn = resolve(spec)
     version = exp.version
@@ -237,11 +371,14 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
     todo = [c for k, c in keyed if k not in done]
     if limit is not None:
         todo = todo[:limit]
-    log(f"{name}: {len(configs)} rows, {len(done)} in {path}, computing {len(todo)}")
+    workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
+    left = _time_left(todo, list(done.values()), exp.prefix_key, workers)
+    log(f"{name}: {len(configs)} rows, {len(done)} in {path}, computing {len(todo)}"
+        + (f" (about {_duration(left)}, from the recorded times of {len(done)} rows)" if left else ""))
     provenance = {"command": "labkit " + " ".join(sys.argv[1:]) if sys.argv and "labkit" in sys.argv[0]
                   else f"labkit results run {name}",
                   "commit": _git_commit(), "labkit": __version__, "torch": torch.__version__,
-                  "device": device, "threads": 1,
+                  "device": device, "threads": 1, **_module_provenance(name, exp),
                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
 
@@ -251,33 +388,40 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
         prov = {**provenance, "version": version, "rows_by_commit": _summary(rows),
                 "wall_s": round(sum(r["wall_s"] for r in rows), 1)}
         _write_atomically(path, {"name": name, "purpose": exp.purpose, "provenance": prov,
-                                 "point_fn": spec, "rows": rows})
+                                 "point_fn": spec, "experiment": _rules(exp), "rows": rows})
 
+    rejected = []
     if todo:
-        jobs = (joblib.delayed(_one_row)(spec, c, device, 1) for c in todo)
-        if scheduler is not None:
-            from dask.distributed import Client
-
-            client = Client(scheduler)
-            ctx = joblib.parallel_config(backend="dask")
-        else:
-            client, ctx = None, joblib.parallel_config(backend="loky")
-        try:
-            with ctx:
-                outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs) \
-                    if (n_jobs != 1 or client is not None) else (j[0](*j[1], **j[2]) for j in jobs)
-                for k, (config, result, wall) in enumerate(outputs, 1):
-                    done[_row_key(fn, config, version)] = {
-                        "config": config, "result": result, "wall_s": wall, "version": version,
-                        "provenance": _row_provenance(fn, device)}
-                    write()
-                    log(f"  [{k}/{len(todo)}] {wall:7.1f} s  {_short(config)}")
-        finally:
-            if client is not None:
-                client.close()
+        outputs = dispatch(_one_row, [(spec, c, device, 1) for c in todo], n_jobs=n_jobs,
+                           backend="dask" if scheduler is not None else "loky", scheduler=scheduler)
+        pending = {_canonical(c): c for c in todo}
+        with tqdm(total=len(todo), desc=name, unit="row", disable=not progress, leave=False) as bar:
+            for k, (config, result, wall) in enumerate(outputs, 1):
+                key = _row_key(fn, config, version)
+                pending.pop(_canonical(config), None)
+                bar.update(1)
+                try:
+                    if not isinstance(result, dict):
+                        raise ValueError(f"the result is a {type(result).__name__}, not a dict")
+                    result = storable(result)
+                except ValueError as exc:
+                    kept = _keep_rejected(name, key, config, result)
+                    rejected.append(f"{spec} at key {digest(key)}, config {config}: {exc}; its raw "
+                                    f"result is kept in {kept}")
+                    log(f"  [{k}/{len(todo)}] NOT STORED: {rejected[-1]}")
+                    continue
+                done[key] = {"config": config, "result": result, "wall_s": wall, "version": version,
+                             "provenance": _row_provenance(fn, device)}
+                write()
+                left = _time_left(list(pending.values()), list(done.values()), exp.prefix_key, workers)
+                bar.set_postfix_str(f"about {_duration(left)} left" if pending else "")
+                log(f"  [{k}/{len(todo)}] {wall:7.1f} s  {_short(config)}"
+                    + (f"  (about {_duration(left)} left)" if pending and left else ""))
     elif not path.exists():
         write()
     log(f"{name}: {len(done)} of {len(configs)} rows in {path} ({time.perf_counter() - start:.0f} s this run)")
+    if rejected:
+        raise ValueError(f"{len(rejected)} row(s) of {name} could not be stored: " + "; ".join(rejected))
     return load_results(path)
 
 
@@ -319,26 +463,39 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
 
     Rows are drawn at random (``seed``), or the cheapest by recorded ``wall_s`` with ``cheapest``.
     ``max_steps`` recomputes a training curve only up to that step (a curve's prefix is exact:
-    see :mod:`labkit.experiments`) and compares the evaluations it covers. Raises ValueError for
-    a missing file, a point function that no longer exists, or a row whose config is not in the
-    registered experiment's current grid; returns True when every compared value agrees."""
+    see :mod:`labkit.experiments`) and compares the evaluations it covers; the file's rules
+    (its experiment's ``prefix_key``, ``curve_steps``, ``prefix_args`` and compared keys, or the
+    registered experiment's for a file that predates them) say how, and a set whose rows cannot
+    be shortened is refused. Raises ValueError for a missing file, a point function that no
+    longer exists, a row whose config is not in the experiment's current grid, or a
+    ``max_steps`` that cannot apply; returns True when every compared value agrees."""
+    from .experiments import EXPERIMENTS, Experiment
+
     data = load_results(path)
     spec = data["point_fn"]
     fn = resolve(spec)
-    rows = int(rows)
-    if rows < 1:
-        raise ValueError(f"rows must be >= 1, got {rows}")
-    from .experiments import EXPERIMENTS
-
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"rows must be an integer >= 1, got {rows!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)
+                                  or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer (the step to recompute a curve up "
+                         f"to), got {max_steps!r}")
     name = data.get("name")
-    if name in EXPERIMENTS:
-        if EXPERIMENTS[name].point_fn != spec:
-            raise ValueError(f"{path}: made by {spec}, but experiment {name!r} now uses {EXPERIMENTS[name].point_fn}")
-        _, current = _configs(name)
-        version = EXPERIMENTS[name].version
+    exp = None
+    if name in EXPERIMENTS or (isinstance(name, str) and ":" in name):
+        _, exp = experiment_for(name)
+    if exp is not None:
+        if exp.point_fn != spec:
+            raise ValueError(f"{path}: made by {spec}, but experiment {name!r} now uses {exp.point_fn}")
+        _, current = _configs(exp)
+        version = exp.version
         current_keys = {_row_key(fn, c, version) for c in current}
     else:
         current_keys, version = None, None
+    defaults = Experiment(point_fn=spec, grids=(), purpose="")
+    rules = data.get("experiment") or _rules(exp if exp is not None else defaults)
+    compare, prefix_key = rules["compare"], rules["prefix_key"]
+    steps_key, prefix_args = rules["curve_steps"], rules["prefix_args"]
     candidates = list(range(len(data["rows"])))
     if not candidates:
         raise ValueError(f"{path} holds no rows")
@@ -346,7 +503,20 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
         picked = sorted(candidates, key=lambda i: data["rows"][i]["wall_s"])[:rows]
     else:
         picked = random.Random(seed).sample(candidates, min(rows, len(candidates)))
-    compare = EXPERIMENTS[name].compare if name in EXPERIMENTS else None
+    if max_steps is not None:
+        if prefix_key is None:
+            raise ValueError(f"{path}: the rows of {name!r} cannot be shortened (its experiment "
+                             "declares prefix_key=None); verify them without --max-steps")
+        params = inspect.signature(fn).parameters
+        if prefix_key not in params:
+            raise ValueError(f"{path}: cannot shorten the rows of {name!r}: its prefix_key "
+                             f"{prefix_key!r} is not a parameter of {spec} (parameters: "
+                             f"{', '.join(params)}); declare Experiment(prefix_key=...) as the step "
+                             "parameter, or verify without --max-steps")
+        lacking = [i for i in picked if steps_key not in data["rows"][i]["result"]]
+        if lacking:
+            raise ValueError(f"{path}: cannot shorten row {lacking[0]}: its result holds no "
+                             f"{steps_key!r} (the experiment's curve_steps) to match a prefix on")
     ok_all = True
     for i in picked:
         row = data["rows"][i]
@@ -369,15 +539,12 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
             log(f"row {i} does not record the commit that computed it (the file block names "
                 f"{str(data['provenance'].get('commit'))[:10]})")
         expected = dict(row["result"])
-        exp = EXPERIMENTS.get(name)
-        prefix_key = exp.prefix_key if exp is not None else "steps"
-        truncated = (max_steps is not None and prefix_key is not None and prefix_key in config
-                     and config[prefix_key] > max_steps)
+        truncated = max_steps is not None and config[prefix_key] > max_steps
         if truncated:
             config[prefix_key] = int(max_steps)
-            config.update(exp.prefix_args if exp is not None else {})
+            config.update(prefix_args)
         _, got, wall = _one_row(spec, config, device, 1)
-        steps_key = exp.curve_steps if exp is not None else "steps"
+        got = storable(got)
         keys = compare or [k for k in expected if k != "wall_s"]
         bad = []
         for key in keys:
@@ -400,9 +567,10 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
     return ok_all
 
 
-def results_table(name: str, *, missing: str = "compute", path=None, log=print):
-    """The rows of the result set ``name`` as a :class:`labkit.sweeps.Table` (each row: its config
-    merged with its result and ``wall_s``), in the registered grid's order.
+def results_table(name, *, missing: str = "compute", path=None, log=print):
+    """The rows of the result set ``name`` (a registered name or ``"module:attribute"``, see
+    :func:`experiment_for`) as a :class:`labkit.sweeps.Table` (each row: its config merged with
+    its result and ``wall_s``), in the grid's order.
 
     Rows are read from ``path`` (default ``results/NAME.json``). Rows of the registered grid that
     the file lacks are computed here (``missing="compute"``; kept in the labkit cache, never
@@ -414,11 +582,12 @@ def results_table(name: str, *, missing: str = "compute", path=None, log=print):
 
     if missing not in ("compute", "skip"):
         raise ValueError(f"missing must be 'compute' or 'skip', got {missing!r}")
-    from .experiments import experiment
-
-    spec, configs = _configs(name)
-    fn, version = resolve(spec), experiment(name).version
-    path = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
+    label, exp = experiment_for(name)
+    spec, configs = _configs(exp)
+    fn, version = resolve(spec), exp.version
+    if path is None and ":" in label:
+        raise ValueError(f"path is needed for {label!r}, an experiment outside labkit's registry")
+    path = Path(path) if path is not None else RESULTS_DIR / f"{label}.json"
     found, provenance = {}, None
     if path.exists():
         data = load_results(path)
@@ -435,7 +604,7 @@ def results_table(name: str, *, missing: str = "compute", path=None, log=print):
             from .store import digest
 
             if folder is None:
-                folder = cache_dir("results", name)
+                folder = cache_dir("results", label.replace(":", "_"))
             # a row computed here is keyed on the point function's source too: an edit of the
             # function recomputes it (committed rows are keyed on the experiment's version)
             entry = folder / (digest({"key": key, "source": _source(fn)}) + ".json")
@@ -443,7 +612,7 @@ def results_table(name: str, *, missing: str = "compute", path=None, log=print):
                 row = json.loads(entry.read_text())
             else:
                 _, result, wall = _one_row(spec, config, "cpu", 1)
-                row = {"config": config, "result": result, "wall_s": wall}
+                row = {"config": config, "result": storable(result), "wall_s": wall}
                 _write_atomically(entry, row)
             computed += 1
         if row is None:

@@ -154,3 +154,19 @@ def test_cli_runs_a_tiny_override_into_the_cache_and_resumes(tmp_path, capsys):
     with pytest.raises(SystemExit):
         sweep_main(["fig3b_decay", "--cache", str(tmp_path), "--set", "widht=3"])
     assert "not parameters" in capsys.readouterr().err
+
+
+def test_labkit_help_version_and_an_unknown_command(capsys):
+    from labkit import __version__
+    from labkit.cli import _commands, main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name, (_, purpose) in _commands().items():
+        assert f"  {name}" in out and purpose in out
+    assert set(_commands()) >= {"results", "verify", "claims", "sweep", "prune"}
+    assert main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"labkit {__version__}"
+    assert main(["bogus"]) == 2
+    assert "unknown command 'bogus'" in capsys.readouterr().err
+    assert main(["results", "list", "--names"]) == 0
+    assert capsys.readouterr().out.split() == list(experiments.EXPERIMENTS)

@@ -204,3 +204,158 @@ def test_a_new_defaulted_parameter_hides_no_committed_row(path, tmp_path, monkey
     for fn in ("mixture_curve", "table1_seed"):
         monkeypatch.setattr(experiments, fn, _with_extra_knob(getattr(experiments, fn)))
     assert len(results.results_table(name, path=copy, missing="skip", log=lambda m: None)) == before
+
+
+# ----------------------------------------------------------------------------- your own result sets
+
+USER_MODULE = '''
+"""A researcher's own result sets, outside labkit."""
+import numpy as np
+
+from labkit.experiments import Experiment
+
+
+def curve(n_steps: int, seed: int = 0, rate: float = 0.5) -> dict:
+    """A deterministic curve whose shorter runs are prefixes of longer ones."""
+    steps = list(range(0, n_steps + 1, 10))
+    return {"steps": steps, "value": [seed + rate * s for s in steps],
+            "final": np.float64(seed + rate * n_steps)}  # a numpy value: stored as a float
+
+
+ring_time = Experiment(point_fn="my_experiments:curve", grids=({"n_steps": [20, 40], "seed": [0, 1]},),
+                       purpose="a user's curves", compare=("value", "final"), prefix_key="n_steps")
+# the same rows, declared without their step parameter
+unshortened = Experiment(point_fn="my_experiments:curve", grids=ring_time.grids, purpose="as above",
+                         compare=("value", "final"))
+
+
+def bad(kind: str) -> dict:
+    import torch
+
+    return {"nan": {"x": float("nan")}, "tensor": {"x": torch.tensor([1.0, 2.0])},
+            "numpy": {"x": np.float32(0.5), "y": np.arange(2)}, "object": {"x": object()}}[kind]
+
+
+bad_rows = Experiment(point_fn="my_experiments:bad", grids=({"kind": ["nan", "tensor", "numpy", "object"]},),
+                      purpose="results JSON cannot hold", prefix_key=None)
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "my_experiments.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    monkeypatch.delitem(sys.modules, "my_experiments", raising=False)
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def _labkit(*args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "import sys; from labkit.cli import main; sys.exit(main())",
+                           *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_users_experiment_runs_resumes_and_verifies_from_the_command_line(user_module):
+    import hashlib
+
+    done = _labkit("results", "run", "my_experiments:ring_time", "--out", "results/ring_time.json",
+                   cwd=user_module)
+    assert done.returncode == 0, done.stderr
+    path = user_module / "results" / "ring_time.json"
+    data = json.loads(path.read_text())
+    assert data["name"] == "my_experiments:ring_time" and data["point_fn"] == "my_experiments:curve"
+    assert data["experiment"]["prefix_key"] == "n_steps" and data["experiment"]["compare"] == ["value", "final"]
+    source = (user_module / "my_experiments.py").read_text()
+    assert data["provenance"]["module"] == "my_experiments"
+    assert data["provenance"]["module_sha256"] == hashlib.sha256(source.encode()).hexdigest()
+    assert len(data["rows"]) == 4 and all(type(r["result"]["final"]) is float for r in data["rows"])
+    # resumes: a lost row is the only one computed again
+    path.write_text(json.dumps({**data, "rows": data["rows"][1:]}))
+    again = _labkit("results", "run", "my_experiments:ring_time", "--out", "results/ring_time.json",
+                    cwd=user_module)
+    assert "computing 1" in again.stdout
+    assert [(r["config"], r["result"]) for r in json.loads(path.read_text())["rows"]] == \
+        [(r["config"], r["result"]) for r in data["rows"]]
+    # verifies, whole rows and shortened ones (the prefix rule travels in the file)
+    for extra in ([], ["--max-steps", "20"]):
+        check = _labkit("verify", "results/ring_time.json", "--rows", "4", *extra, cwd=user_module)
+        assert check.returncode == 0 and "verified" in check.stdout, check.stderr
+    assert "up to step 20" in check.stdout
+    planted = json.loads(path.read_text())
+    for row in planted["rows"]:
+        row["result"]["value"][1] += 1.0
+    (user_module / "planted.json").write_text(json.dumps(planted))
+    check = _labkit("verify", "planted.json", "--rows", "4", "--max-steps", "20", cwd=user_module)
+    assert check.returncode == 1 and "MISMATCH in value" in check.stdout
+
+
+def test_verify_max_steps_names_why_a_set_cannot_be_shortened(user_module):
+    results.run_results("my_experiments:unshortened", "unshortened.json", log=lambda m: None)
+    with pytest.raises(ValueError, match="prefix_key 'steps' is not a parameter of my_experiments:curve"):
+        results.verify("unshortened.json", max_steps=20, log=lambda m: None)
+    assert results.verify("unshortened.json", rows=4, log=lambda m: None)
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="max_steps must be a positive integer"):
+            results.verify("unshortened.json", max_steps=bad, log=lambda m: None)
+    data = results.run_results("my_experiments:ring_time", "ring.json", log=lambda m: None)
+    atomic = {**data, "experiment": {**data["experiment"], "prefix_key": None}}
+    (user_module / "atomic.json").write_text(json.dumps(atomic))
+    with pytest.raises(ValueError, match="cannot be shortened"):
+        results.verify("atomic.json", max_steps=20, log=lambda m: None)
+
+
+def test_a_result_json_cannot_hold_is_named_with_its_key_and_config_and_kept(user_module):
+    with pytest.raises(ValueError, match="2 row") as caught:
+        results.run_results("my_experiments:bad_rows", "bad.json", log=lambda m: None)
+    message = str(caught.value)
+    assert "result['x'] is nan" in message and "{'kind': 'nan'}" in message and "at key " in message
+    assert "result['x'] is a object" in message and "{'kind': 'object'}" in message
+    stored = {r["config"]["kind"]: r["result"] for r in json.loads((user_module / "bad.json").read_text())["rows"]}
+    assert stored == {"tensor": {"x": [1.0, 2.0]}, "numpy": {"x": 0.5, "y": [0, 1]}}  # the rest is kept
+    kept = sorted((user_module / "cache").rglob("rejected/**/*.pt"))
+    assert len(kept) == 2
+    raw = [torch.load(k, weights_only=False) for k in kept]
+    assert any(r["config"] == {"kind": "nan"} and r["result"]["x"] != r["result"]["x"] for r in raw)
+
+
+def test_results_cli_bad_input_is_named(user_module, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["results", "run", "my_experiments:ring_time", "--out", "x.json", "--limit", "-1"])
+    assert "limit must be an integer >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["results", "run", "my_experiments:nothing_here", "--out", "x.json"])
+    assert "cannot be found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["results", "run", "my_experiments:curve", "--out", "x.json"])
+    assert "not a labkit.experiments.Experiment" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["results", "run", "no_such_set"])
+    assert "experiment must be one of" in capsys.readouterr().err
+    assert not (user_module / "x.json").exists()
+    results.run_results("my_experiments:ring_time", "ring.json", log=lambda m: None)
+    assert cli.main(["verify", "ring.json", "--max-steps", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "max_steps must be a positive integer" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        cli.main(["results", "run", "my_experiments:ring_time"])
+    assert "out is needed" in capsys.readouterr().err
+
+
+def test_results_run_reports_rows_done_and_the_time_left(user_module, capsys):
+    results.run_results("my_experiments:ring_time", "ring.json", log=lambda m: None)
+    data = json.loads((user_module / "ring.json").read_text())
+    for row in data["rows"]:
+        row["wall_s"] = 60.0 * row["config"]["n_steps"] / 20  # one minute per 20 steps, say
+    (user_module / "ring.json").write_text(json.dumps({**data, "rows": data["rows"][:2]}))
+    logs = []
+    results.run_results("my_experiments:ring_time", "ring.json", log=logs.append, progress=True)
+    # the two rows of 40 steps left: 4 minutes at the recorded 3 s per step
+    assert "computing 2 (about 4 min, from the recorded times of 2 rows)" in logs[0]
+    assert "[1/2]" in logs[1] and "left)" in logs[1] and "[2/2]" in logs[2]
+    assert "2/2" in capsys.readouterr().err  # the progress bar
