@@ -177,7 +177,8 @@ def _arm_rows():
             out.append({**arm, "seed": r["seed"], "method": method})
         for method, entries in r["sweep"].items():
             out += [{**e, "seed": r["seed"], "method": method} for e in entries]
-        out.append({"seed": r["seed"], "method": "base", "probe_memorization": r["probe_memorization"]})
+        out.append({"seed": r["seed"], "method": "base", "probe_memorization": r["probe_memorization"],
+                    "null_memorization": r["null_memorization"]})
     return out
 
 
@@ -328,3 +329,22 @@ def test_labkit_claims_check_fails_on_a_stale_file(tmp_path, stored, computed, m
     stale[0]["verdict"] = "contradicted"
     path.write_text(json.dumps({"claims": stale}))
     assert main(["claims", "--check", "--out", str(path)]) == 1
+
+
+def test_sensitivity_table_marks_the_declared_margins(stored):
+    entry = next(c for c in stored if c["id"] == "window_d8_none")
+    table = C.sensitivity_table(entry, "runs_without_window")
+    lines = table.splitlines()
+    assert len(lines) == 2 + 3 and all(line.count("|") == 5 for line in lines)
+    assert lines[3].count("**") == 2  # the declared cell: 10 points, 0.25 nat
+    with pytest.raises(ValueError, match="label claim"):
+        C.sensitivity_table(next(c for c in stored if c["kind"] == "paired"))
+
+
+def test_window_rows_bracket_the_memorization_time_of_every_run():
+    rows = results.results_table("training_time", missing="skip", log=lambda m: None).rows
+    table = S.window_rows(rows, mixture="paper", width=256)
+    assert len(table) == len([r for r in rows if r["mixture"] == "paper" and r["width"] == 256])
+    for line in table:
+        assert line["mem_upper"] is None or line["mem_lower"] < line["mem_upper"]
+        assert (line["first_generalizing"] is None) == (line["generalizing_evals"] == 0)

@@ -49,8 +49,8 @@ from . import stats
 from .registry import PRIMARY_SEEDS
 
 __all__ = ["ALPHA", "PRIMARY_MIN_SEEDS", "PHRASES", "Claim", "CLAIMS", "claim", "compute_claims",
-           "write_claims", "load_claims", "compare_claims", "claims_table", "notebook_problems",
-           "check_notebook"]
+           "write_claims", "load_claims", "compare_claims", "claims_table", "sensitivity_table",
+           "notebook_problems", "check_notebook"]
 
 ALPHA = 0.05
 PRIMARY_MIN_SEEDS = len(PRIMARY_SEEDS)
@@ -224,6 +224,15 @@ CLAIMS: tuple[Claim, ...] = (
           "d = 8 mixture.", "02", _S, "law_compare", "training_time", "tau_mem",
           {"mixture": "gmm4", "width": 256}, {"mixture": "paper", "width": 256},
           metric_b="tau_mem"),
+    # -- notebook 02, still memorizing more at the end of the budget? (the last doubling of
+    # steps: the curve's last evaluation against the one two before; a reading of the curves)
+    *(Claim(f"rising_{tag}_n{n}", f"On the {name} (width 256, n = {n}) memorization still rises "
+            "over the last doubling of training steps.", "02", _E, "paired", "training_time",
+            "memorization@-1", {"mixture": mixture, "width": 256, "n": n},
+            {"mixture": mixture, "width": 256, "n": n}, metric_b="memorization@-3", unit=_MEM)
+      for tag, name, mixture, ns in (("2d", "2-D toy", "gmm4", (16, 32, 64, 128)),
+                                     ("d8", "d = 8 mixture", "paper", (16, 128)))
+      for n in ns),
     # -- notebook 02, the generalizing window (labels with declared margins)
     Claim("window_d8_none", "At d = 8 (width 256, n = 16 to 64) no run has a generalizing "
           "window: memorization starts before the samples reach the quality of fresh draws.",
@@ -306,6 +315,10 @@ CLAIMS: tuple[Claim, ...] = (
           "pruning (lower FD).", "03", _P, "paired", "table1", "fd", _arm("small-t importance"),
           _arm("random"), direction=-1),
     # -- notebook 03, secondary
+    Claim("t1_original_memorizes", "The original DiT memorizes: its samples are memorized far "
+          "more often than held-out digits (the null rate).", "03", _S, "paired", "table1",
+          "memorization", _arm("original"), {"method": "base"}, metric_b="null_memorization",
+          unit="percent"),
     Claim("t1_control_vs_original", "Fine-tuning the unpruned model for the same steps raises "
           "memorization.", "03", _S, "paired", "table1", "memorization",
           _arm("fine-tuned control"), _arm("original"), unit="percent"),
@@ -367,7 +380,8 @@ def _table1_rows(rows):
             out += [{**e, "seed": row["seed"], "method": method} for e in entries
                     if (method, e["ratio"]) not in seen]
         out.append({"seed": row["seed"], "method": "base",
-                    "probe_memorization": row["probe_memorization"]})
+                    "probe_memorization": row["probe_memorization"],
+                    "null_memorization": row["null_memorization"]})
     return out
 
 
@@ -598,6 +612,30 @@ def claims_table(notebook: str, claims=None, ids=None) -> str:
         p = "-" if c.get("p_adjusted") is None else f"{c['p_adjusted']:.2g}"
         lines.append(f"| `{c['id']}` | {_number(c['estimate'], c['unit'])}{interval} | {p} | "
                      f"{len(c['seeds'])} | {c['verdict']} |")
+    return "\n".join(lines)
+
+
+def sensitivity_table(entry: dict, count: str | None = None) -> str:
+    """A label claim's 3 x 3 threshold-sensitivity table as Markdown: memorization margins
+    (points) down, log-likelihood margins (nats) across, each cell "holds" or "fails" (and the
+    ``count`` field of its detail, e.g. ``"runs_without_window"``); the declared margins in
+    bold."""
+    if entry.get("kind") != "label":
+        raise ValueError(f"entry must be a label claim, got kind {entry.get('kind')!r}")
+    cells = {(c["mem_margin"], c["ll_margin"]): c["value"] for c in entry["sensitivity"]}
+    mems = sorted({m for m, _ in cells})
+    lls = sorted({g for _, g in cells})
+    declared = (entry["margins"]["mem_margin"], entry["margins"]["ll_margin"])
+    lines = ["| memorization margin | " + " | ".join(f"{g:g} nat" for g in lls) + " |",
+             "|---" * (len(lls) + 1) + "|"]
+    for m in mems:
+        row = []
+        for g in lls:
+            value = cells[(m, g)]
+            text = ("holds" if value["holds"] else "fails") + (
+                f" ({value[count]})" if count is not None else "")
+            row.append(f"**{text}**" if (m, g) == declared else text)
+        lines.append(f"| {100 * m:g} points | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 

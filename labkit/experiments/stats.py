@@ -24,6 +24,7 @@ import numpy as np
 __all__ = ["GEN_NATS", "MEM_POINTS", "final", "crossing_step", "training_times", "power_law",
            "sign_flip_p", "paired_test", "holm", "LABEL_MEM_MARGIN", "LABEL_LL_MARGIN",
            "MEM_MARGINS", "LL_MARGINS", "label", "labels_over_training", "generalizing_window",
+           "window_rows",
            "label_sensitivity", "time_interval", "time_observations", "censored_power_law",
            "censored_slope_p",
            "seed_interval", "at_end", "paired_difference", "time_table", "regime"]
@@ -275,6 +276,25 @@ def generalizing_window(row: dict, **margins) -> dict:
     memorized = next((s for s, e in zip(steps, excess) if e > mem_margin), None)
     return {"steps": gen, "first": gen[0] if gen else None, "quality_step": quality,
             "memorization_step": memorized}
+
+
+def window_rows(rows, **where) -> list[dict]:
+    """One printable dict per training-time run matching ``where``: ``n``, ``seed``, the
+    memorization time's bracket (``mem_lower``, ``mem_upper``; upper None: beyond the budget),
+    the first step within the likelihood margin of fresh draws (``quality_step``), the first
+    generalizing step and how many evaluations are labelled generalizing (declared margins)."""
+    out = []
+    for row in rows:
+        if any(row.get(k) != v for k, v in where.items()):
+            continue
+        window = generalizing_window(row)
+        excess = [m - row["null_memorization"] for m in row["memorization"]]
+        bracket = time_interval(row["steps"], excess, MEM_POINTS)
+        out.append({"n": row["n"], "seed": row["seed"], "mem_lower": bracket["lower"],
+                    "mem_upper": bracket["upper"], "quality_step": window["quality_step"],
+                    "first_generalizing": window["first"],
+                    "generalizing_evals": len(window["steps"])})
+    return sorted(out, key=lambda r: (r["n"], r["seed"]))
 
 
 def label_sensitivity(rows, verdict, mem_margins=MEM_MARGINS, ll_margins=LL_MARGINS) -> list[dict]:
