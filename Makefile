@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv assets browser book test unit notebooks exercises format format-check results verify lab clean
+.PHONY: venv assets browser book book-student test unit notebooks exercises grade format format-check results verify lab clean
 
 venv: $(STAMP)
 
@@ -81,11 +81,34 @@ format: venv
 format-check: venv
 	$(PY) scripts/format_notebooks.py --check $(NOTEBOOKS)
 
-# The student edition of every notebook with exercises (otter assign): build/student/*.ipynb
-# (solutions removed, a self-check per exercise) and build/autograder/ (the notebooks with
-# solutions, and the zip that `otter run` grades submissions with). See docs/course.md.
+# The student edition of every notebook with exercises (course/, otter assign): build/student/
+# (solutions removed, public form checks, the files the notebooks read), build/handout/ (one zip
+# per notebook to hand out) and build/autograder/ (the solved notebooks, each notebook's
+# autograder zip declaring everything grading needs, and the written questions' rubrics).
+# See docs/course.md.
 exercises: venv
-	$(PY) -m labkit.exercises notebooks build
+	$(PY) -m course exercises notebooks build
+
+# Grade a folder of submissions without Docker: make grade NB=00_primer SUBMISSIONS=dir
+# writes grades/<NB>/scores.csv (one row per submission), written.md and written.csv.
+NB ?= 00_primer
+SUBMISSIONS ?= submissions
+grade: venv
+	$(PY) -m course grade build/autograder/$(NB)-autograder.zip $(SUBMISSIONS) \
+	  --out grades/$(NB) --instructor notebooks/$(NB).ipynb
+
+# The student edition of the book, in site-student/: the student notebooks as pages (lesson
+# outputs kept, no solution, no rubric), their download buttons serving the student notebooks.
+# It renders the committed notebooks (no execution); the last step fails if any solution line
+# of the instructor notebooks appears anywhere in the site.
+book-student: exercises assets
+	$(PY) -c "from course.book import stage_student_book as s; s('build/student', 'build/book-student')"
+	LABKIT_CHECKOUT=$(CURDIR) $(VENV)/bin/sphinx-build -b html $(SPHINXOPTS) \
+	  -d .cache/book-student-doctrees build/book-student site-student
+	cp build/student/[0-9][0-9]_*.ipynb site-student/_sources/notebooks/
+	$(PY) scripts/check_links.py site-student
+	$(PY) -m course check-book site-student
+	@echo "student book written to site-student/: open $(CURDIR)/site-student/index.html"
 
 # Every committed result set under results/, from scratch or resumed (rows already in a file are
 # kept). About 4 CPU-hours on one 2-core machine; `labkit results run NAME --device cuda` for a GPU.
@@ -106,5 +129,5 @@ lab: venv
 	$(VENV)/bin/jupyter lab notebooks
 
 clean:
-	rm -rf $(VENV) site .cache book/node_modules test-artifacts .pytest_cache
+	rm -rf $(VENV) site site-student build grades .cache book/node_modules test-artifacts .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,56 +1,79 @@
-"""The exercises check themselves (labkit.exercises, ``make exercises``).
+"""The exercises and their editions (course/, ``make exercises``).
 
-For every numbered notebook with exercises, the student edition is built with otter assign, then
-only the exercise part of each edition runs (the setup cell, the ``exercises`` section and its
-``grader.check`` cells, at the fast size) in a fresh kernel:
+The student edition, hand-outs and autograder zips of every numbered notebook are built once.
+Then, without running a notebook:
 
-- a planted wrong answer for every exercise: every check fails, with a hint;
-- the student edition as it is (answers ``...``): every check fails with a hint, nothing crashes;
-- the instructor's solutions: every check passes.
+- every exercise is an autograded question, whose public test checks the answer's form and
+  carries no points and whose hidden tests check its value and carry the points, and a written
+  (manual) question with a model answer and a rubric; the points each heading states are those
+  its questions carry, and they add up to the section's total;
+- the student edition holds no solution line, no hidden test and no rubric, no outputs, no raw
+  MyST citation, and marks each written answer cell for the collector;
+- the zip declares what grading needs (otter-grader, torch's CPU wheel, the labkit wheel in
+  ``files/``) and ships the result sets the notebook reads.
 
-Adding exercises to a notebook: give each a planted wrong answer in ``PLANTED``.
+And with ``otter run`` in this environment, on submissions made of the exercise part of each
+edition (the notebook's setup cell and its exercises section, at the fast size): the student
+edition as handed out scores zero; planted wrong answers (one mistake a student could make per
+exercise, in ``PLANTED``) pass every public check, yet score zero on every question, each with
+a hint from a hidden test rather than a crash; the instructor's solutions score full marks.
+A predict-then-check cell refuses to run once its measurement exists, and the measurement
+refuses to run before a prediction.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from nbclient import NotebookClient
-
-from labkit.exercises import (RUNTIME_MARK, assignment_notebooks, build_student_edition, format_runtime,
-                              runtime_line, stamp_runtime)
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from course.editions import ENV_CELL, assignment_notebooks, build_student_edition, results_read_by  # noqa: E402
+from course.questions import exercise_points, questions  # noqa: E402
+from course.reading import WORDS_PER_MINUTE, student_minutes  # noqa: E402
+from course.references import render_citations  # noqa: E402
+from course.runtime import RUNTIME_MARK, format_runtime, runtime_line, stamp_runtime  # noqa: E402
+
 NOTEBOOKS = assignment_notebooks(ROOT / "notebooks")
 CHECK = re.compile(r'^grader\.check\("(\w+)"\)', re.M)
 SOLUTION_TAG = "otter_assign_solution_cell"
+OTTER = str(Path(sys.executable).with_name("otter"))
 
-# One wrong answer per exercise: the source that replaces its solution cell. Each is a mistake a
-# student could make, not a blank (the student edition tests the blanks).
+# One wrong answer per autograded question: the source that replaces its solution cell. Each is
+# a mistake a student could make with the right form, not a blank (the student edition tests
+# the blanks).
 PLANTED = {
     "ex00_denoiser": (  # forgets alpha_t
         "def denoiser_two_points(x, t):\n"
         "    return torch.tanh(x / -math.expm1(-t))"),
     "ex00_threshold": (  # the null rate at 1/3 for every threshold
-        "copies_ratio = {thr: metrics.memorization_ratio(ex_copies, ex_train, threshold=thr) for thr in THRESHOLDS}\n"
-        "null_ratio = {thr: metrics.memorization_ratio(ex_fresh, ex_train) for thr in THRESHOLDS}\n"
+        "copies_ratio = {t: metrics.memorization_ratio(ex_copies, ex_train, t) for t in THRESHOLDS}\n"
+        "null_ratio = {t: metrics.memorization_ratio(ex_fresh, ex_train) for t in THRESHOLDS}\n"
         "best_threshold = 0.5"),
-    "ex00_stopping_time": (  # sigma_t taken as sqrt(t)
-        'prediction = "less"\n'
+    "ex00_stopping_time": (  # sigma_t taken as sqrt(t), and the wrong prediction
+        'prediction = "more"\n'
         "noise_at_t0 = math.sqrt(0.1) * math.sqrt(2)"),
     "ex01_per_decade": (  # log base 10 instead of the natural log
         "per_decade_d8 = 8 * math.log10(10)"),
     "ex01_window": (  # the window at t0 = 1e-3 copied from section 5
-        "ratios = [ex_hybrid(tau, 1e-2) for tau in EX_TAUS]\n"
+        "ratios = [ex_hybrid(tau, 1e-3) for tau in EX_TAUS]\n"
         "decisive_tau = 1e-2\n"
-        "window_moves = False"),
-    "ex01_duplicates": (
+        "window_moves = True"),
+    "ex01_duplicates": (  # rows counted as points
         'prediction = "down"\n'
         "effective_n = 200"),
-    "ex02_mixture_denoiser": (  # the identity-covariance layer of section 1 for every c (s_t^2 = 1)
+    "ex02_mixture_denoiser": (  # the identity-covariance layer of section 1 for every c
         "def mixture_denoiser(x, t, means, c):\n"
         "    alpha_t, sigma_t = alpha_sigma(torch.tensor(t, dtype=x.dtype))\n"
         "    logits = x @ (alpha_t * means).T - alpha_t**2 * (means**2).sum(1) / 2\n"
@@ -64,52 +87,19 @@ PLANTED = {
     "ex03_small_times": (  # u taken for the time: the schedule forgotten
         "p_small = float(stats.beta.cdf(T_SMALL, 0.8, 2))\n"
         "p_uniform = T_SMALL"),
-    "ex03_head_params": (  # 20% of the heads taken for 20% of the model; the output projection forgotten
+    "ex03_head_params": (  # 20% of the heads taken for 20% of the model; output projection forgotten
         'prediction = "about"\n'
-        "params_per_head = 3 * ex_config.hidden * ex_config.head_dim"),
-    "ex03_fixed_time": (  # the sampler left at Algorithm 2's Beta draws; Table 1 read as if small-t pruning won on both
+        "params_per_head = 3 * ex_config.hidden * ex_config.head_dim + 3 * ex_config.head_dim"),
+    "ex03_fixed_time": (  # Algorithm 2's Beta draws left in; Table 1 read as if small-t won on both
         "def fixed_time(t):\n"
         '    return DDPMTime("small")\n'
         "at_small = ex_importance(fixed_time(T_SMALL))\n"
         "at_large = ex_importance(fixed_time(3.0))\n"
+        "heads_small = heads_large = {}\n"
         "shared_heads = 0\n"
         'paper_lower_memorization = "small-t importance"\n'
         'paper_lower_fid = "small-t importance"'),
 }
-
-
-def setup_and_exercises(nb):
-    """(otter's init cell and the notebook's setup cell, the cells from the ``exercises`` heading on):
-    all that an exercise check needs."""
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    init = [i for i in code if "otter.Notebook(" in nb.cells[i].source]
-    setup = next(i for i in code if i not in init)
-    start = next(i for i, c in enumerate(nb.cells) if "exercises" in c.metadata.get("tags", []))
-    return [nb.cells[i] for i in init + [setup]], nb.cells[start:]
-
-
-def run_checks(nb, folder: Path, name: str) -> list[tuple[str, str]]:
-    """Execute ``nb`` saved as ``folder/name`` (otter reads its tests there): (exercise, text) of
-    every check, in order."""
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / name)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()  # raises on any cell error
-    results = []
-    for cell in nb.cells:
-        match = CHECK.match(cell.source) if cell.cell_type == "code" else None
-        if match:
-            results.append((match.group(1), "".join(
-                "".join(o.get("data", {}).get("text/plain", "")) for o in cell.outputs)))
-    return results
-
-
-def assert_all_fail_with_hints(results) -> None:
-    for name, text in results:
-        assert "All test cases passed" not in text, f"{name} passed on a wrong answer:\n{text}"
-        assert "message:" in text, f"{name} failed without its hint:\n{text}"
-        # The failure is one of the check's own asserts (its hint), not a crash in the test.
-        assert "AssertionError:" in text, f"{name} failed for another reason than a hint:\n{text}"
 
 
 @pytest.fixture(scope="module")
@@ -119,59 +109,205 @@ def editions(tmp_path_factory):
     return build_student_edition(NOTEBOOKS, tmp_path_factory.mktemp("build"))
 
 
-def test_every_exercise_has_a_planted_wrong_answer(editions):
-    for stem, paths in editions.items():
-        nb = nbformat.read(paths["autograder"], as_version=4)
-        names = CHECK.findall("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
-        assert len(names) >= 3, f"{stem} has {len(names)} exercises, fewer than 3"
-        assert set(names) <= set(PLANTED), f"{stem}: add planted wrong answers for {set(names) - set(PLANTED)}"
+def read(path):
+    return nbformat.read(path, as_version=4)
 
 
-def test_student_edition_has_no_solutions_and_no_outputs(editions):
-    for stem, paths in editions.items():
-        student = nbformat.read(paths["student"], as_version=4)
+# --- structure: questions, points, rubrics ------------------------------------------------
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_has_hidden_value_tests_a_form_check_and_a_written_part(path):
+    nb = read(path)
+    found = questions(nb)
+    auto = [q for q in found if not q.manual]
+    written = [q for q in found if q.manual]
+    assert len(auto) >= 3 and len(written) == len(auto), f"{path.name}: {len(auto)} exercises"
+    for q in auto:
+        assert q.public and q.hidden and q.points > 0, f"{q.name}: needs public and hidden tests"
+        for source in q.public:  # the public test carries no points: the form is not graded
+            assert re.search(r"^points: 0$", source, re.M), f"{q.name}: a public test has points"
+        assert q.name in PLANTED, f"{q.name}: add a planted wrong answer to PLANTED"
+    for q in written:
+        assert q.points > 0 and "**Rubric" in q.solution, f"{q.name}: needs points and a rubric"
+        assert q.prompt.startswith("**Explain"), q.name
+    rows = exercise_points(nb)
+    assert len(rows) == len(auto)
+    for heading, stated, carried in rows:
+        assert stated == carried, f"{path.name}: {heading!r} states {stated:g}, carries {carried:g}"
+    intro = next(c.source for c in nb.cells if "exercises" in c.metadata.get("tags", []))
+    total = sum(q.points for q in found)
+    assert f"{total:g} points in all" in intro, f"{path.name}: the section carries {total:g} points"
+
+
+def test_exercise_points_notices_a_heading_that_disagrees():
+    nb = read(NOTEBOOKS[0])
+    heading = next(c for c in nb.cells if c.source.startswith("### Exercise 1"))
+    heading.source = re.sub(r"\(\d+ points?\)", "(9 points)", heading.source)
+    assert any(stated != carried for _, stated, carried in exercise_points(nb))
+
+
+# --- the student edition and the zip --------------------------------------------------------
+
+def test_student_edition_holds_no_solution_no_hidden_test_and_no_rubric(editions):
+    for path in NOTEBOOKS:
+        paths = editions[path.stem]
+        student, instructor = read(paths["student"]), read(path)
         text = "\n".join(c.source for c in student.cells)
-        for marker in ("# SOLUTION", "BEGIN SOLUTION", "Solution: why", "BEGIN TESTS", "ASSIGNMENT CONFIG"):
-            assert marker not in text, f"{stem}: the student edition still contains {marker!r}"
+        for marker in ("# SOLUTION", "BEGIN SOLUTION", "Solution: why", "Rubric", "BEGIN TESTS",
+                       "ASSIGNMENT CONFIG", "{cite:"):
+            assert marker not in text, f"{path.stem}: the student edition contains {marker!r}"
+        assert "**Works cited**" in text
         assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
         assert "widgets" not in student.metadata
-        assert paths["zip"] is not None and paths["zip"].stat().st_size > 0
+        tests = json.dumps(student.metadata["otter"]["tests"])
+        assert "hidden=True" not in tests and "hidden=False" in tests
+        for q in questions(instructor):
+            for source in q.hidden:  # not one line of a hidden test reaches the student
+                body = [line.strip() for line in source.splitlines()
+                        if line.startswith("def ") or "assert" in line.lower()]
+                assert body and not any(line in tests for line in body), q.name
+        marked = [c.metadata["course"]["question"] for c in student.cells if "course" in c.metadata]
+        assert marked == [q.name for q in questions(instructor) if q.manual]
+        code = [c.source for c in student.cells if c.cell_type == "code"]
+        assert "otter.Notebook(" in code[0] and code[1] == ENV_CELL
+        assert paths["rubric"].read_text().count("**Rubric") == len(marked)
 
 
-@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
-def test_checks_fail_on_wrong_answers_and_pass_on_solutions(stem, editions, tmp_path, monkeypatch):
-    # One kernel runs the exercises three times: planted wrong answers, the student edition as it
-    # is, the instructor's solutions. Each run assigns every answer again, so none leaks into the next.
-    monkeypatch.setenv("LABKIT_FAST", "1")
-    paths = editions[stem]
-    instructor = nbformat.read(paths["autograder"], as_version=4)
-    student = nbformat.read(paths["student"], as_version=4)
-    head, solved = setup_and_exercises(instructor)
-    _, blank = setup_and_exercises(student)
+def test_the_zip_declares_everything_grading_needs(editions):
+    import torch
+    from otter import __version__ as otter_version
 
-    planted, solution = nbformat.from_dict(solved), None
-    for cell in planted:
+    for path in NOTEBOOKS:
+        with zipfile.ZipFile(editions[path.stem]["zip"]) as zf:
+            names = set(zf.namelist())
+            env = yaml.safe_load(zf.read("environment.yml"))
+            pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+            requirements = zf.read("requirements.txt").decode().split("\n")
+        wheel = next(n for n in names if n.startswith("files/") and n.endswith(".whl"))
+        assert pip == [line for line in requirements if line], path.stem
+        assert f"otter-grader[grading,plugins]=={otter_version}" in pip
+        assert f"torch=={torch.__version__.split('+')[0]}" in pip and any("whl/cpu" in p for p in pip)
+        assert f"./{wheel}" in pip
+        needed = {f"files/results/{name}.json" for name in results_read_by(read(path))}
+        assert needed <= names, f"{path.stem}: the zip lacks {needed - names}"
+        assert {f"tests/{q.name}.py" for q in questions(read(path)) if not q.manual} <= names
+    assert results_read_by(read(ROOT / "notebooks" / "02_approximation_separation.ipynb"))
+
+
+# --- the checks, graded by otter run -------------------------------------------------------
+
+def exercise_part(nb):
+    """otter's init cell, the notebook's setup cell and its exercises section (without the
+    environment cell: the test's own LABKIT_CACHE is shared by the three submissions)."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    init = next(i for i in code if "otter.Notebook(" in nb.cells[i].source)
+    setup = next(i for i in code if i != init and nb.cells[i].source != ENV_CELL)
+    start = next(i for i, c in enumerate(nb.cells) if "exercises" in c.metadata.get("tags", []))
+    out = nbformat.from_dict(nb)
+    out.cells = [nb.cells[init], nb.cells[setup], *nb.cells[start:]]
+    return out
+
+
+def planted(nb):
+    out, solution = nbformat.from_dict(nb), None
+    for cell in out.cells:
         if cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
             solution = cell
         match = CHECK.match(cell.source) if cell.cell_type == "code" else None
         if match:
-            assert solution is not None, f"{stem}: no solution cell before check {match.group(1)}"
+            assert solution is not None, f"no solution cell before check {match.group(1)}"
             solution.source, solution = PLANTED[match.group(1)], None
+    return out
 
-    run = nbformat.from_dict(student)
-    run.cells = [nbformat.from_dict(c) for c in head + planted + blank + solved]
-    for i, cell in enumerate(run.cells):
-        cell.id = f"cell-{i}"  # the three runs repeat cells: ids must stay unique
-    results = run_checks(run, tmp_path, paths["student"].name)
-    k = len(results) // 3
-    assert k >= 3 and len(results) == 3 * k
-    # A planted wrong answer fails every check, with its hint.
-    assert_all_fail_with_hints(results[:k])
-    # The student edition as it is: every check fails with its hint, and nothing else crashes.
-    assert_all_fail_with_hints(results[k:2 * k])
-    # The instructor's solutions pass every check.
-    for name, text in results[2 * k:]:
-        assert "All test cases passed" in text, f"{name} fails on the instructor's solution:\n{text}"
+
+def grade(nb, zip_path, folder: Path, name: str) -> dict:
+    """``otter run`` on ``nb`` saved as ``folder/name``: otter's results.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / name)
+    env = dict(os.environ, LABKIT_FAST="1", LABKIT_CACHE=str(folder.parent / "cache"),
+               LABKIT_FIGURES=str(folder / "figures"), LABKIT_RESULTS=str(ROOT / "results"))
+    done = subprocess.run([OTTER, "run", "--no-logo", "-a", str(zip_path), "-o", str(folder),
+                           str(folder / name)], env=env, cwd=folder, capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads((folder / "results.json").read_text())
+
+
+def by_question(results) -> dict:
+    return {t["name"]: t for t in results["tests"] if t.get("max_score") is not None}
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
+def test_grading_scores_blanks_and_mistakes_zero_and_solutions_full(stem, editions, tmp_path):
+    paths = editions[stem]
+    solved = exercise_part(read(paths["autograder"]))
+    runs = {"blank": exercise_part(read(paths["student"])), "planted": planted(solved),
+            "solved": solved}
+    results = {kind: grade(nb, paths["zip"], tmp_path / kind, paths["student"].name)
+               for kind, nb in runs.items()}
+    for kind in ("blank", "planted"):
+        for name, test in by_question(results[kind]).items():
+            assert test["score"] == 0, f"{stem} {kind}: {name} scored {test['score']}"
+    for name, test in by_question(results["planted"]).items():
+        # The mistake fails a hidden test's own assert (its hint), not the test itself.
+        assert "AssertionError" in test["output"], f"{name}: no hint\n{test['output']}"
+    public = next(t for t in results["planted"]["tests"] if t["name"] == "Public Tests")
+    assert "failed" not in public.get("status", ""), f"a public test checks a value:\n{public['output']}"
+    blank_public = next(t for t in results["blank"]["tests"] if t["name"] == "Public Tests")
+    assert blank_public.get("status") == "failed"
+    for name, test in by_question(results["solved"]).items():
+        assert test["score"] == test["max_score"] > 0, f"{stem}: {name}\n{test['output']}"
+
+
+def test_a_prediction_cannot_follow_its_measurement(editions, tmp_path, monkeypatch):
+    # 00's predict-then-check exercise in a kernel: the measurement refuses to run without a
+    # prediction; once it has run, the prediction cell refuses to run.
+    monkeypatch.setenv("LABKIT_FAST", "1")
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    nb = exercise_part(read(editions["00_primer"]["autograder"]))
+    predict = next(c for c in nb.cells if "prediction = " in c.source and "globals()" in c.source)
+    measure = next(c for c in nb.cells if "ratio_by_t0 = " in c.source)
+    setup = [c for c in nb.cells[:nb.cells.index(predict)]
+             if c.cell_type == "code" and "grader" not in c.source and "def denoiser" not in c.source]
+    blank = nbformat.v4.new_code_cell("prediction = ...")
+    for order, fails in (([blank, measure], "record a prediction"),
+                         ([predict, measure, predict], "the measurement has run")):
+        run = nbformat.v4.new_notebook(cells=[nbformat.from_dict(c) for c in setup + order])
+        for i, cell in enumerate(run.cells):
+            cell.id = f"cell-{i}"
+        client = NotebookClient(run, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}})
+        with pytest.raises(CellExecutionError, match=fails):
+            client.execute()
+
+
+# --- citations, reading time, runtime line ------------------------------------------------
+
+def test_citations_render_as_author_year_with_the_works_cited():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("The paper {cite:p}`ye2026provable`; {cite:t}`song2021score`."),
+        nbformat.v4.new_markdown_cell("## References\n\n- x\n\n**Next:** [01](01.ipynb)")])
+    assert render_citations(nb) == ["ye2026provable", "song2021score"]
+    assert nb.cells[0].source == "The paper (Ye et al. 2026); Song et al. (2021)."
+    refs = nb.cells[1].source
+    assert "**Works cited**" in refs and "Provable separations" in refs
+    assert refs.rstrip().endswith("**Next:** [01](01.ipynb)")
+    with pytest.raises(ValueError, match="nobody2020"):
+        render_citations(nbformat.v4.new_notebook(cells=[
+            nbformat.v4.new_markdown_cell("{cite:p}`nobody2020`")]))
+
+
+def test_student_minutes_count_words_code_cells_and_exercises():
+    words = " ".join(["word"] * (2 * WORDS_PER_MINUTE))
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(words), nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("## Exercises", metadata={"tags": ["exercises"]}),
+        nbformat.v4.new_markdown_cell("### Exercise 1 (derive): a (2 points)"),
+        nbformat.v4.new_code_cell("check()", metadata={"tags": ["remove-cell"]})])
+    t = student_minutes(nb)
+    assert t["code"] == 1 and t["exercises"] == 15
+    assert abs(t["reading"] - (2 + 7 / WORDS_PER_MINUTE)) < 1e-9  # the headings are read too
+    assert t["total"] == pytest.approx(t["reading"] + t["code"] + t["exercises"])
 
 
 def test_format_runtime():
@@ -182,6 +318,17 @@ def test_format_runtime():
     assert format_runtime(43.2) == "about 45 s"
     assert format_runtime(61.0) == "about 1 minute"
     assert format_runtime(161.0) == "about 2.5 minutes"
+
+
+def test_the_old_module_name_still_works():
+    import labkit.exercises
+
+    assert labkit.exercises.stamp_runtime is stamp_runtime
+    assert labkit.exercises.build_student_edition is build_student_edition
+    library = subprocess.run([sys.executable, "-c", "import sys, labkit, labkit.experiments, "
+                              "labkit.results; print('otter' in sys.modules, 'course' in sys.modules)"],
+                             capture_output=True, text=True, cwd=ROOT / "tests", check=True)
+    assert library.stdout.split() == ["False", "False"]  # the library imports neither
 
 
 def test_runtime_line_is_generated_from_the_measured_runtime(tmp_path):
@@ -204,4 +351,4 @@ def test_runtime_line_is_generated_from_the_measured_runtime(tmp_path):
         first = next(c for c in committed.cells if c.cell_type == "markdown")
         found = RUNTIME_MARK.search(first.source)
         if found:
-            assert found.group(2) == runtime_line(committed), f"{notebook.name}: run labkit.exercises.stamp_runtime"
+            assert found.group(2) == runtime_line(committed), f"{notebook.name}: run course.runtime.stamp_runtime"

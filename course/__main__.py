@@ -1,0 +1,68 @@
+"""``python -m course``: build the student edition, grade a folder, estimate student time.
+
+    python -m course exercises [NOTEBOOKS_DIR] [OUT]        # make exercises
+    python -m course grade AUTOGRADER.zip SUBMISSIONS/ [--out DIR] [--instructor NB]
+    python -m course times [NOTEBOOKS_DIR]                  # a markdown table
+    python -m course check-book SITE [NOTEBOOKS_DIR]        # fails on any solution line
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import nbformat
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m course", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("exercises", help="student edition, hand-outs and autograder zips")
+    ex.add_argument("notebooks", nargs="?", default="notebooks")
+    ex.add_argument("out", nargs="?", default="build")
+    gr = sub.add_parser("grade", help="grade a folder of submissions without Docker")
+    gr.add_argument("autograder")
+    gr.add_argument("submissions")
+    gr.add_argument("--out", default="grades")
+    gr.add_argument("--instructor", default=None, help="the instructor notebook (for rubrics)")
+    gr.add_argument("--timeout", type=float, default=1800)
+    tm = sub.add_parser("times", help="student time per notebook, from reading")
+    tm.add_argument("notebooks", nargs="?", default="notebooks")
+    cb = sub.add_parser("check-book", help="fail if a built site shows any solution line")
+    cb.add_argument("site")
+    cb.add_argument("notebooks", nargs="?", default="notebooks")
+    args = parser.parse_args(argv)
+
+    if args.command == "exercises":
+        from .editions import assignment_notebooks, build_student_edition
+
+        for stem, paths in build_student_edition(assignment_notebooks(args.notebooks),
+                                                 args.out).items():
+            print(f"{stem}: student {paths['student']}, hand-out {paths['handout']}, "
+                  f"autograder {paths['zip']}, rubric {paths['rubric']}")
+    elif args.command == "grade":
+        from .grading import grade_folder
+
+        scores = grade_folder(args.autograder, args.submissions, args.out,
+                              instructor=args.instructor, timeout=args.timeout)
+        print(f"scores: {scores}; written answers: {scores.with_name('written.md')}")
+    elif args.command == "check-book":
+        from .book import solution_leaks
+
+        leaks = solution_leaks(args.site, args.notebooks)
+        if leaks:
+            raise SystemExit(f"{len(leaks)} solution lines in {args.site}:\n" + "\n".join(leaks[:20]))
+        print(f"{args.site}: no solution line of {args.notebooks}/ appears")
+    else:
+        from .reading import student_minutes
+
+        print("| notebook | reading | code cells | exercises | total |")
+        print("|---|---|---|---|---|")
+        for path in sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb")):
+            t = student_minutes(nbformat.read(path, as_version=4))
+            print(f"| {path.stem} | {t['reading']:.0f} min | {t['code']:.0f} min | "
+                  f"{t['exercises']:.0f} min | {t['total']:.0f} min |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""An autograder zip grades wherever otter grades (slow: a fresh venv, torch included).
+
+For notebooks 00 and 02, the zip that ``make exercises`` builds is unpacked and a venv is made
+from nothing but what it declares: ``python -m venv`` (no system site packages), then ``pip
+install -r requirements.txt`` inside the unpacked zip (otter-grader, torch's CPU wheel and the
+labkit wheel in ``files/``; pip's configured indexes and local wheels serve them, nothing comes
+from the checkout). That venv's ``otter run`` then grades, in a scratch folder with its own
+HOME and TMPDIR and at the fast size: the instructor notebook scores full marks, the blank
+student notebook zero, with no import error. A cell added to each graded copy records where
+the kernel's labkit lives and where it writes: in the venv and in otter's folder under the
+scratch folder, never the checkout, whose figures/ is unchanged.
+
+The venv is built once per test session (about a minute with pip's local cache).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from course.editions import ENV_CELL, build_student_edition  # noqa: E402
+
+pytestmark = pytest.mark.slow
+STEMS = ("00_primer", "02_approximation_separation")
+
+# Appended after the environment cell of each graded copy: where the kernel's labkit lives and
+# where it reads and writes (MARK is the scratch file it appends to).
+PROBE = """\
+import json, sys
+import labkit, labkit.plotting, labkit.results
+with open({mark!r}, "a") as f:
+    f.write(json.dumps({{"prefix": sys.prefix, "labkit": labkit.__file__,
+                        "checkout": str(labkit.plotting.repo_root()),
+                        "figures": str(labkit.plotting.figures_dir()),
+                        "cache": str(labkit.plotting.cache_dir()),
+                        "results": str(labkit.results.RESULTS_DIR), "cwd": __import__("os").getcwd()}}) + "\\n")
+"""
+
+
+def _clean_env(scratch: Path, venv_dir: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABKIT_", "PYTHON", "JUPYTER",
+                                                                    "VIRTUAL_ENV"))}
+    home = scratch / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(home), TMPDIR=str(scratch), PYTHONNOUSERSITE="1", LABKIT_FAST="1",
+               PATH=f"{venv_dir / 'bin'}{os.pathsep}{os.environ['PATH']}",
+               MPLCONFIGDIR=str(scratch / "mpl"))
+    return env
+
+
+@pytest.fixture(scope="session")
+def grading(tmp_path_factory):
+    """(the built editions of 00 and 02, the venv's directory, a scratch root)."""
+    build = tmp_path_factory.mktemp("build")
+    editions = build_student_edition([ROOT / "notebooks" / f"{s}.ipynb" for s in STEMS], build)
+    scratch = tmp_path_factory.mktemp("grade")
+    source = scratch / "autograder"
+    with zipfile.ZipFile(editions[STEMS[0]]["zip"]) as zf:
+        zf.extractall(source)
+    venv_dir = scratch / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(venv_dir)
+    env = _clean_env(scratch, venv_dir)
+    done = subprocess.run([str(venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                           "-r", "requirements.txt"], cwd=source, env=env, capture_output=True,
+                          text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return editions, venv_dir, scratch
+
+
+def _graded(nb_path: Path, folder: Path, mark: Path) -> Path:
+    nb = nbformat.read(nb_path, as_version=4)
+    env_cell = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source == ENV_CELL)
+    nb.cells.insert(env_cell + 1, nbformat.v4.new_code_cell(PROBE.format(mark=str(mark))))
+    folder.mkdir(parents=True)
+    path = folder / nb_path.name
+    nbformat.write(nb, path)
+    return path
+
+
+def _figures_snapshot() -> dict:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in (ROOT / "figures").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_a_fresh_environment_from_the_zip_grades_full_marks_and_zero(grading, stem):
+    editions, venv_dir, root = grading
+    paths = editions[stem]
+    with zipfile.ZipFile(paths["zip"]) as zf:  # every zip declares the same environment
+        with zipfile.ZipFile(editions[STEMS[0]]["zip"]) as first:
+            assert zf.read("requirements.txt") == first.read("requirements.txt")
+    before = _figures_snapshot()
+    scores = {}
+    for kind in ("autograder", "student"):
+        scratch = root / f"{stem}-{kind}"
+        mark = scratch / "probe.jsonl"
+        submission = _graded(paths[kind], scratch / "submission", mark)
+        env = _clean_env(scratch, venv_dir)
+        done = subprocess.run([str(venv_dir / "bin" / "otter"), "run", "--no-logo", "-a",
+                               str(paths["zip"]), "-o", str(scratch), str(submission)],
+                              cwd=scratch, env=env, capture_output=True, text=True, timeout=1800)
+        log = done.stdout[-4000:] + done.stderr[-4000:]
+        assert done.returncode == 0, log
+        assert "ModuleNotFoundError" not in log and "ImportError" not in log, log
+        results = json.loads((scratch / "results.json").read_text())
+        scores[kind] = {t["name"]: (t["score"], t["max_score"]) for t in results["tests"]
+                        if t.get("max_score") is not None}
+        probe = [json.loads(line) for line in mark.read_text().splitlines()]
+        assert probe, f"the probe cell did not run:\n{log}"
+        for seen in probe:
+            assert Path(seen["prefix"]) == venv_dir and seen["checkout"] == "None", seen
+            assert Path(seen["labkit"]).is_relative_to(venv_dir), seen
+            for key in ("figures", "cache", "results", "cwd"):
+                assert Path(seen[key]).is_relative_to(scratch), (key, seen)
+                assert not Path(seen[key]).is_relative_to(ROOT), (key, seen)
+    assert scores["autograder"] and all(s == m > 0 for s, m in scores["autograder"].values()), scores
+    assert all(s == 0 for s, _ in scores["student"].values()), scores
+    assert _figures_snapshot() == before, "grading wrote into the checkout's figures/"
