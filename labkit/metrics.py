@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _checks
+from . import _checks, _gemm
 from .data import GaussianMixture, deduplicate
 
 __all__ = [
@@ -40,9 +40,12 @@ __all__ = [
 ]
 
 
-_GROUP = 16  # reference points per group: the distance pass keeps one minimum per group
-_TILE = 1 << 18  # entries of one (chunk, block) distance tile: 1 MiB in float32, stays in L2
-_CHUNK = 128  # rows of x per chunk by default
+_TILE = 1 << 18  # entries of one distance tile for d < _WIDE_DIM: 1 MiB in float32, stays in L2
+_TILE_WIDE = 1 << 21  # from _WIDE_DIM on: 8 MiB; the GEMM's 2 d flops an entry dwarf its traffic
+_WIDE_DIM = 256  # from here ||y||^2 is added to each tile rather than to copies of the inputs
+_ROWS = 512  # rows of x per tile by default: a GEMM of this height runs at full rate
+_GROUP_MIN_BUDGET = 1 << 22  # entries of one row chunk's group minima: 16 MiB in float32
+_REMEASURE = 1 << 16  # entries of candidate differences re-measured at once: 256 KiB, in L2
 _BOOTSTRAP_BLOCK = 1 << 21  # resampled indices per block of bootstrap_interval: 16 MiB of int64
 
 
@@ -51,28 +54,39 @@ def nearest_neighbors(x: torch.Tensor, ref: torch.Tensor, k: int = 2,
     """Exact k nearest neighbours of each row of x (m, d) among the rows of ref (n, d).
 
     Returns ``(distances (m, k), indices (m, k))``, sorted ascending. ``chunk_size`` is the
-    number of rows of x handled at once; 16-bit inputs are computed in float32.
+    number of rows of x handled at once (default 512, fewer where the group minima of a chunk
+    would pass 2^22 entries); 16-bit inputs are computed in float32.
 
-    The squared distances ``||x||^2 - 2 x.y + ||y||^2`` come from GEMMs over cache-sized tiles,
-    each reduced at once to its minimum over groups of ``_GROUP`` reference points, so no (m, n)
-    matrix is ever stored or sorted. The expanded form is off by at most ``tol``, a bound that
-    follows from the float error of a (d + 1)-term sum (:func:`_key_tolerance`). Every group
-    whose minimum lies within ``2 tol`` of the k-th smallest group minimum is kept (normally
-    exactly k groups; more on near-ties), and its points are re-measured directly as
-    ``||x - y||``. The true k nearest always survive this, so the result is exact: cancellation
-    in the expanded form cannot swap neighbours.
+    The squared distances ``||x||^2 - 2 x.y + ||y||^2`` come from GEMMs over tiles of up to
+    2^21 entries (2^18 below d = 256, so they stay in cache), each reduced at once to its minimum
+    over groups of G reference points (G a power of two between 2 and 64, about
+    ``sqrt(2 n / (k d))``: it balances the selection over n / G minima against re-measuring
+    k G candidates), so no (m, n) matrix is ever stored or sorted. The expanded form is off by
+    at most ``tol``, a bound that follows from the float error of a (d + 1)-term sum
+    (:func:`_key_tolerance`). Every group whose minimum lies within ``2 tol`` of the k-th
+    smallest group minimum is kept (normally exactly k groups; more on near-ties), and its
+    points are re-measured directly as ``||x - y||``. The true k nearest always survive this,
+    so the result is exact: cancellation in the expanded form cannot swap neighbours.
+
+    Memory beyond the inputs and the result: one tile (at most 8 MiB in float32), the group
+    minima of one row chunk (at most 16 MiB), 256 KiB of re-measured differences, and below
+    d = 256 the augmented copies ``[x, 1]`` (m, d + 1) and ``[-2 y, ||y||^2]`` (n, d + 1).
+    Large float32 products on the CPU run through the faster of torch's and numpy's BLAS
+    (measured once per process; ``LABKIT_GEMM=torch|numpy`` forces one: ``labkit._gemm``).
     """
     x = _checks.points(x, "x", finite=False)
     ref = _checks.points(ref, "ref", dim=x.shape[1], finite=False)
     k = _checks.positive_int(k, "k")
     if k > ref.shape[0]:
-        raise ValueError(f"k must be at most the number of reference points ({ref.shape[0]}), got {k}")
-    chunk_size = _checks.optional_positive_int(chunk_size, "chunk_size") or _CHUNK
+        raise ValueError(f"k must be at most the number of reference points ({ref.shape[0]}), "
+                         f"got {k}")
+    chunk_size = _checks.optional_positive_int(chunk_size, "chunk_size")
     if ref.dtype != x.dtype or ref.device != x.device:
-        raise ValueError(f"ref must have x's dtype and device ({x.dtype}, {x.device}), got ({ref.dtype}, {ref.device})")
+        raise ValueError(f"ref must have x's dtype and device ({x.dtype}, {x.device}), "
+                         f"got ({ref.dtype}, {ref.device})")
     x_work, ref_work = _working_precision(x), _working_precision(ref)
-    dist, idx = _nearest(x_work, _finite_sq_norms(x_work, "x"), ref_work, _finite_sq_norms(ref_work, "ref"),
-                         k, chunk_size)
+    dist, idx = _nearest(x_work, _finite_sq_norms(x_work, "x"), ref_work,
+                         _finite_sq_norms(ref_work, "ref"), k, chunk_size)
     return dist.to(x.dtype), idx
 
 
@@ -89,51 +103,82 @@ def _finite_sq_norms(x: torch.Tensor, name: str) -> torch.Tensor:
     return sq_norms
 
 
+def _group_size(n: int, d: int, k: int) -> int:
+    """Reference points per group: the power of two nearest ``sqrt(2 n / (k d))``, in [2, 64]."""
+    target = math.sqrt(2 * n / (k * d))
+    return 1 << min(6, max(1, round(math.log2(max(target, 1.0)))))
+
+
 def _nearest(x: torch.Tensor, x_sq: torch.Tensor, ref: torch.Tensor, ref_sq: torch.Tensor, k: int,
-             chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+             chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`nearest_neighbors` on checked inputs, given their squared norms (m,) and (n,)."""
-    m, d = x.shape
-    keys = _key_matrix(ref, ref_sq)  # (n_pad, d + 1)
-    block = min(keys.shape[0], max(_GROUP, _TILE // chunk_size // _GROUP * _GROUP))
-    members = _group_members(ref.shape[0], keys.shape[0], block, x.device)  # (num_groups, _GROUP)
-    x_aug = x.new_ones(m, d + 1)
-    x_aug[:, :d] = x  # (m, d + 1): x_aug @ keys.T = ||y||^2 - 2 x.y, the distance less ||x||^2
+    (m, d), n = x.shape, ref.shape[0]
+    group = _group_size(n, d, k)
+    n_pad = n + (-n % group)
+    num_groups = n_pad // group
+    rows = min(m, chunk_size or _ROWS, max(1, _GROUP_MIN_BUDGET // num_groups))
+    wide = d >= _WIDE_DIM
+    block = min(n_pad, max(16 * group, (_TILE_WIDE if wide else _TILE) // rows // group * group))
+    members = _group_members(n, n_pad, block, group, x.device)  # (num_groups, group)
+    if wide:  # tile = ||y||^2 - 2 x.y, the bias added to the GEMM's x.y
+        lhs, keys = x, ref
+        bias = torch.cat([ref_sq, ref_sq.new_full((n_pad - n,), math.inf)])  # (n_pad,)
+    else:  # tile = [x, 1] @ [-2 y, ||y||^2].T straight from the GEMM
+        lhs = x.new_ones(m, d + 1)  # (m, d + 1)
+        lhs[:, :d] = x
+        keys = _key_matrix(ref, ref_sq, n_pad)  # (n_pad, d + 1)
     tol = _key_tolerance(x_sq, ref_sq.max(), d)  # (m,)
+    tiles = x.new_empty(rows * block)
+    group_min = x.new_empty(rows, num_groups)
     best_d, best_i = [], []
-    for start in range(0, m, chunk_size):
-        rows = slice(start, start + chunk_size)
-        group_min = torch.cat([(x_aug[rows] @ keys[b:b + block].T).unflatten(1, (_GROUP, -1)).amin(1)
-                               for b in range(0, keys.shape[0], block)], dim=1)  # (c, num_groups)
-        cand = members[_candidate_groups(group_min, k, tol[rows])].flatten(1)  # (c, K * _GROUP)
-        dist, idx = _remeasure(x[rows], ref, cand, k)
+    for start in range(0, m, rows):
+        q = lhs[start:start + rows]  # (c, d) or (c, d + 1)
+        c = q.shape[0]
+        for b in range(0, n_pad, block):
+            width = min(block, n_pad - b)
+            tile = tiles[:c * width].view(c, width)  # (c, width)
+            if wide:
+                real = min(width, n - b)
+                _gemm.mm(q, keys[b:b + real].T, out=tile[:, :real])
+                # ||y||^2 - 2 x.y in one pass (the factor -2 is exact)
+                torch.add(bias[b:b + real], tile[:, :real], alpha=-2, out=tile[:, :real])
+                tile[:, real:] = math.inf
+            else:
+                _gemm.mm(q, keys[b:b + width].T, out=tile)
+            g = b // group
+            torch.amin(tile.view(c, group, -1), dim=1, out=group_min[:c, g:g + width // group])
+        chosen = _candidate_groups(group_min[:c], k, tol[start:start + c])  # (c, K)
+        cand = members[chosen].flatten(1)  # (c, K * group)
+        dist, idx = _remeasure(x[start:start + c], ref, cand, k)
         best_d.append(dist)
         best_i.append(idx)
     return torch.cat(best_d), torch.cat(best_i)
 
 
-def _key_matrix(ref: torch.Tensor, ref_sq: torch.Tensor) -> torch.Tensor:
-    """Rows ``[-2 y, ||y||^2]`` (n, d + 1), padded with rows ``[0, inf]`` to a multiple of
-    ``_GROUP`` so every block splits into whole groups."""
+def _key_matrix(ref: torch.Tensor, ref_sq: torch.Tensor, n_pad: int) -> torch.Tensor:
+    """Rows ``[-2 y, ||y||^2]`` (n, d + 1), padded with rows ``[0, inf]`` to ``n_pad`` rows so
+    every block splits into whole groups."""
     n, d = ref.shape
-    keys = ref.new_zeros(n + (-n % _GROUP), d + 1)
+    keys = ref.new_zeros(n_pad, d + 1)
     torch.mul(ref, -2, out=keys[:n, :d])
     keys[:n, d] = ref_sq
     keys[n:, d] = math.inf
     return keys
 
 
-def _group_members(n: int, n_pad: int, block: int, device: torch.device) -> torch.Tensor:
-    """Reference indices of each group, (num_groups, _GROUP), -1 for padding.
+def _group_members(n: int, n_pad: int, block: int, group: int,
+                   device: torch.device) -> torch.Tensor:
+    """Reference indices of each group, (num_groups, group), -1 for padding.
 
-    A block of ``width * _GROUP`` rows from ``start`` holds the groups
-    ``start + j + s * width`` (s < _GROUP), j < width: the sets that
-    ``unflatten(1, (_GROUP, width)).amin(1)`` reduces over.
+    A block of ``width * group`` columns from ``start`` holds the groups
+    ``start + j + s * width`` (s < group), j < width: the sets that
+    ``view(c, group, width).amin(1)`` reduces over.
     """
     groups = []
     for start in range(0, n_pad, block):
-        width = min(block, n_pad - start) // _GROUP
-        first, step = torch.arange(width, device=device), torch.arange(_GROUP, device=device)
-        groups.append(start + first[:, None] + width * step)  # (width, _GROUP)
+        width = min(block, n_pad - start) // group
+        first, step = torch.arange(width, device=device), torch.arange(group, device=device)
+        groups.append(start + first[:, None] + width * step)  # (width, group)
     members = torch.cat(groups)
     return members.masked_fill(members >= n, -1)
 
@@ -143,9 +188,10 @@ def _key_tolerance(x_sq: torch.Tensor, max_ref_sq: torch.Tensor, d: int) -> torc
 
     A key is a sum of d + 1 terms whose absolute values add up to at most ``R^2 + 2 ||x|| R``
     (R the largest reference norm), and its ``||y||^2`` term is itself a d-term sum. In any
-    summation order the error is below ``(d + 1) u (2 R^2 + 2 ||x|| R)`` to first order (u the
-    unit roundoff); taking ``eps = 2 u`` and ``d + 2`` leaves a factor-2 margin that covers the
-    higher-order terms and the rounding of the comparison with the threshold.
+    summation order (either BLAS, the bias added inside or after the GEMM) the error is below
+    ``(d + 1) u (2 R^2 + 2 ||x|| R)`` to first order (u the unit roundoff); taking ``eps = 2 u``
+    and ``d + 2`` leaves a factor-2 margin that covers the higher-order terms and the rounding
+    of the comparison with the threshold.
     """
     eps = torch.finfo(x_sq.dtype).eps
     if x_sq.dtype == torch.float32 and _fp32_gemm_reduced():
@@ -155,7 +201,8 @@ def _key_tolerance(x_sq: torch.Tensor, max_ref_sq: torch.Tensor, d: int) -> torc
 
 def _fp32_gemm_reduced() -> bool:
     """Whether float32 matrix products may run in reduced precision (TF32 or bfloat16)."""
-    settings = {torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision}
+    settings = {torch.backends.mkldnn.matmul.fp32_precision,
+                torch.backends.cuda.matmul.fp32_precision}
     return not settings <= {"none", "ieee"}
 
 
@@ -172,16 +219,20 @@ def _candidate_groups(group_min: torch.Tensor, k: int, tol: torch.Tensor) -> tor
     return group_min.topk(wide, dim=1, largest=False).indices
 
 
-def _remeasure(q: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _remeasure(q: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor,
+               k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k nearest of the candidate indices cand (c, C) (-1 for none), measured directly as
-    ``||q - y||``; rows are taken a few at a time so the (rows, C, d) differences stay small."""
-    c, num_cand = cand.shape
-    step = max(1, (1 << 22) // (num_cand * q.shape[1]))
+    ``||q - y||``; a few rows at a time, so their (rows, C, d) differences stay in cache."""
+    (c, num_cand), d = cand.shape, q.shape[1]
+    step = max(1, _REMEASURE // (num_cand * d))
     dist = q.new_empty(c, num_cand)
+    points = q.new_empty(min(step, c) * num_cand, d)
     for start in range(0, c, step):
         rows = slice(start, start + step)
-        points = ref.index_select(0, cand[rows].clamp_min(0).flatten())  # (rows * C, d); faster than ref[cand]
-        dist[rows] = points.unflatten(0, (-1, num_cand)).sub_(q[rows, None, :]).norm(dim=2)  # (rows, C)
+        index = cand[rows].clamp_min(0).flatten()
+        diff = torch.index_select(ref, 0, index, out=points[:index.numel()])  # (rows * C, d)
+        diff = diff.unflatten(0, (-1, num_cand)).sub_(q[rows, None, :])  # (rows, C, d)
+        torch.linalg.vector_norm(diff, dim=2, out=dist[rows])  # (rows, C)
     dist = dist.masked_fill(cand < 0, math.inf)
     best = dist.topk(k, dim=1, largest=False)  # sorted ascending
     return best.values, cand.gather(1, best.indices)
@@ -199,7 +250,8 @@ def memorized(samples: torch.Tensor, train: torch.Tensor, threshold: float = 1 /
     dtype (float32 for 16-bit samples); threshold in (0, 1]. With ``dedupe``, NN2 is the
     second-nearest *distinct* point: the raw two nearest are found first, and only samples whose
     two nearest are copies of one point are measured again against the deduplicated set (so a
-    training set without copies is never deduplicated).
+    training set without copies is never deduplicated). Exact, with the speed and memory bound
+    of :func:`nearest_neighbors` at k = 2.
     """
     samples = _checks.points(samples, "samples", finite=False)
     train = _checks.points(train, "train", dim=samples.shape[1], finite=False)
@@ -209,7 +261,7 @@ def memorized(samples: torch.Tensor, train: torch.Tensor, threshold: float = 1 /
     samples = _working_precision(samples)
     train = train.to(samples.dtype)
     samples_sq, train_sq = _finite_sq_norms(samples, "samples"), _finite_sq_norms(train, "train")
-    dist, idx = _nearest(samples, samples_sq, train, train_sq, 2, _CHUNK)
+    dist, idx = _nearest(samples, samples_sq, train, train_sq, 2)
     if dedupe:
         # Two copies of a point are measured at the same distance; the slack only guards
         # against the norm summing their differences in another order.
@@ -219,8 +271,8 @@ def memorized(samples: torch.Tensor, train: torch.Tensor, threshold: float = 1 /
             distinct = deduplicate(train)[0]
             if distinct.shape[0] < 2:
                 raise ValueError("train must hold at least two distinct points for the nearest/second-nearest rule")
-            dist[copies] = _nearest(samples[copies], samples_sq[copies], distinct, (distinct * distinct).sum(1),
-                                    2, _CHUNK)[0]
+            dist[copies] = _nearest(samples[copies], samples_sq[copies], distinct,
+                                    (distinct * distinct).sum(1), 2)[0]
     return dist[:, 0] < threshold * dist[:, 1]
 
 

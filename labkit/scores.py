@@ -15,7 +15,9 @@ same pass (n d work against the GEMMs' m n d), never cached: a cache keyed on th
 see edits made through numpy, ``.data`` or another view, and would serve stale norms. The
 training set is streamed in chunks with an online log-sum-exp (running max and rescaled sums,
 as in flash attention), so memory is bounded by the chunk whatever n is, and nothing ever
-underflows at tiny t.
+underflows at tiny t. Without autograd, the float32 GEMMs on the CPU run through the faster
+of torch's and numpy's BLAS, measured once per process (``LABKIT_GEMM=torch|numpy`` forces one;
+``labkit._gemm`` says how the pick is made); the two agree to rounding.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import math
 
 import torch
 
-from . import _checks
+from . import _checks, _gemm
 from .process import alpha_sigma, score_from_denoiser
 
 __all__ = [
@@ -90,7 +92,7 @@ def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
         block = train[start:start + chunk_size]  # (c, d)
         norms = _squared_norms(block)  # (c,)
         finite &= torch.isfinite(norms).all()  # one check after the loop: no sync per chunk
-        logits = torch.addmm(-bias * norms, x_scaled, block.T)  # (m, c)
+        logits = _gemm.addmm(-bias * norms, x_scaled, block.T)  # (m, c)
         block_max, block_arg = logits.max(dim=1)  # (m,)
         new_max = torch.maximum(run_max, block_max)
         rescale = torch.exp(run_max - new_max)  # (m,), 0 on the first chunk
@@ -100,7 +102,7 @@ def _stream(x, train, chunk_size, alpha_t, sigma_t, want_mean: bool):
             weights = logits.sub_(new_max[:, None]).clamp_(min=floor).exp_()  # (m, c), in place
         run_sum = run_sum * rescale + weights.sum(dim=1)
         if want_mean:
-            run_mean = run_mean * rescale[:, None] + weights @ block  # (m, d)
+            run_mean = run_mean * rescale[:, None] + _gemm.mm(weights, block)  # (m, d)
         top = torch.where(block_max > run_max, block_arg + start, top)
         run_max = new_max
     if not finite:

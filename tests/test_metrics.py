@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from labkit import data, metrics
 
@@ -121,6 +123,66 @@ def test_memorized_with_duplicates_and_ties_agrees_with_brute_force(gen, dedupe)
     ref = torch.unique(train, dim=0) if dedupe else train
     two = _direct_knn(samples, ref, 2).values
     assert torch.equal(metrics.memorized(samples, train, dedupe=dedupe), two[:, 0] < two[:, 1] / 3)
+
+
+# Against brute force over random shapes, duplicate patterns, tile sizes (so that one call spans
+# several tiles, row chunks and a padded last block), group sizes and either BLAS.
+TILED = settings(max_examples=40, deadline=None, derandomize=True)
+
+
+@TILED
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 400), d=st.sampled_from([1, 2, 5, 17, 260]),
+       m=st.integers(1, 40), k=st.integers(1, 4), copies=st.lists(st.integers(0, 400), max_size=30),
+       tile=st.sampled_from([1 << 6, 1 << 9, 1 << 12]), chunk=st.sampled_from([None, 1, 9]),
+       group=st.sampled_from([None, 2, 64]), backend=st.sampled_from(["torch", "numpy"]),
+       spread=st.sampled_from([1.0, 1e-3]))
+def test_nearest_neighbors_match_brute_force_at_any_tiling(seed, n, d, m, k, copies, tile, chunk,
+                                                          group, backend, spread):
+    g = torch.Generator().manual_seed(seed)
+    base = 1 + spread * torch.randn(n, d, generator=g)  # spread 1e-3: the expanded form cancels
+    ref = torch.cat([base, base[[c % n for c in copies]]])
+    k = min(k, ref.shape[0])
+    x = torch.cat([ref[torch.randint(0, ref.shape[0], (m // 2,), generator=g)] + spread * 1e-2
+                   * torch.randn(m // 2, d, generator=g), 1 + spread * torch.randn(m - m // 2, d, generator=g)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LABKIT_GEMM", backend)
+        patch.setattr(metrics, "_TILE", tile)
+        patch.setattr(metrics, "_TILE_WIDE", tile)
+        if group is not None:
+            patch.setattr(metrics, "_group_size", lambda n, d, k: group)
+        dist, idx = metrics.nearest_neighbors(x, ref, k=k, chunk_size=chunk)
+    assert dist.shape == idx.shape == (m, k) and dist.dtype == x.dtype
+    direct = torch.cdist(x.double(), ref.double(), compute_mode="donot_use_mm_for_euclid_dist")  # (m, n)
+    expected = direct.topk(k, dim=1, largest=False).values
+    torch.testing.assert_close(dist.double(), expected, rtol=1e-5, atol=1e-6 * spread)
+    # the indices point at points at those distances (copies tie: either copy will do)
+    torch.testing.assert_close(direct.gather(1, idx), expected, rtol=1e-5, atol=1e-6 * spread)
+    assert (idx.sort(dim=1).values.diff(dim=1) != 0).all()  # k different points
+
+
+@TILED
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 300), d=st.sampled_from([1, 3, 260]),
+       m=st.integers(1, 30), copies=st.lists(st.integers(0, 300), max_size=20),
+       backend=st.sampled_from(["torch", "numpy"]), tile=st.sampled_from([1 << 6, 1 << 10]))
+def test_memorized_matches_brute_force_at_any_tiling(seed, n, d, m, copies, backend, tile):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(n, d, generator=g)
+    train = torch.cat([base, base[[c % n for c in copies]]])
+    scale = torch.rand(m, 1, generator=g) * 0.6  # from on a training point to far from one
+    samples = train[torch.randint(0, train.shape[0], (m,), generator=g)] + scale * torch.randn(m, d, generator=g)
+    two = _direct_knn(samples, torch.unique(train, dim=0), 2).values  # (m, 2), distinct points
+    assume(((two[:, 0] - two[:, 1] / 3).abs() > 1e-5 * two[:, 1]).all())  # no knife-edge cases
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LABKIT_GEMM", backend)
+        patch.setattr(metrics, "_TILE", tile)
+        patch.setattr(metrics, "_TILE_WIDE", tile)
+        flags = metrics.memorized(samples, train)
+    assert torch.equal(flags, two[:, 0] < two[:, 1] / 3)
+
+
+def test_group_size_balances_selection_and_remeasuring():
+    assert [metrics._group_size(n, d, k) for n, d, k in
+            [(20_000, 3_072, 2), (20_000, 64, 2), (50_000, 2, 2), (3, 2, 3), (10**7, 1, 1)]] == [2, 16, 64, 2, 64]
 
 
 def test_threshold_edges(gen):

@@ -1,0 +1,157 @@
+"""The BLAS behind labkit's large float32 matrix products on the CPU: torch's or numpy's.
+
+torch's CPU wheels multiply with Intel MKL; numpy's with OpenBLAS. Which of the two is faster
+depends on the cores, not on a vendor name: on some AMD cores OpenBLAS's kernels run fp32 GEMMs
+at 1.3-1.6x MKL's rate, on Intel cores MKL is usually the faster. So the pick is measured: the
+first large product of a process times one fp32 GEMM (256 x 1024 x 1024, about 0.5 GFLOP) in
+each library, interleaved, best of three (some 30 ms in all), at torch's current thread count,
+and caches the answer for that thread count. numpy runs with as many BLAS threads as torch
+(``torch.get_num_threads()``), restored afterwards, so a process that limits torch's threads
+limits these products too.
+
+The pick applies only where the products are the same computation in either library: 2-D
+float32 CPU tensors, no autograd (inputs that do not require grad, or grad mode off), at least
+``MIN_FLOPS`` floating-point operations. Results agree with torch's to rounding (the two
+libraries sum in different orders). Everything else runs through torch as before.
+
+``LABKIT_GEMM`` (read at each call) overrides the measurement: ``torch`` or ``numpy`` forces
+that library for every product that qualifies, whatever its size; ``auto`` (or unset) measures.
+Used by :mod:`labkit.scores` (the empirical score, denoiser and log-density) and
+:mod:`labkit.metrics` (nearest neighbours, memorization).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+ENV = "LABKIT_GEMM"
+CHOICES = ("auto", "torch", "numpy")
+MIN_FLOPS = 1 << 26  # below ~0.07 GFLOP a product takes under a millisecond: torch, no pick
+_SHAPE = (256, 1024, 1024)  # (m, k, n) of the measured GEMM
+_MARGIN = 0.95  # numpy is picked only when it takes at most this fraction of torch's time
+
+
+def requested() -> str:
+    """``$LABKIT_GEMM`` checked: ``"auto"``, ``"torch"`` or ``"numpy"``."""
+    value = os.environ.get(ENV, "").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)} (or unset), got {value!r}")
+    return value
+
+
+def backend(flops: float = float("inf")) -> str:
+    """``"torch"`` or ``"numpy"``: the library for a qualifying product of ``flops`` operations."""
+    value = requested()
+    if value != "auto":
+        return value
+    if flops < MIN_FLOPS:
+        return "torch"
+    return measured(torch.get_num_threads())
+
+
+@functools.lru_cache(maxsize=None)
+def measured(threads: int) -> str:
+    """The faster fp32 GEMM at ``threads`` threads, ``"torch"`` or ``"numpy"`` (cached)."""
+    rates = gemm_rates(threads)
+    return "numpy" if rates["numpy"] * _MARGIN > rates["torch"] else "torch"
+
+
+def gemm_rates(threads: int, shape: tuple[int, int, int] = _SHAPE,
+               repeats: int = 3) -> dict[str, float]:
+    """FLOP/s of one fp32 GEMM of ``shape`` (m, k, n) in torch and in numpy at ``threads``
+    threads: interleaved, best of ``repeats`` after a warm-up of each."""
+    m, k, n = shape
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
+    out = torch.empty(m, n)
+    a_np, b_np, out_np = a.numpy(), b.numpy(), out.numpy()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    runs = {"torch": lambda: torch.mm(a, b, out=out),
+            "numpy": lambda: np.matmul(a_np, b_np, out=out_np)}
+    best = dict.fromkeys(runs, float("inf"))
+    try:
+        with blas_threads(threads):
+            for round_ in range(repeats + 1):
+                for name, run in runs.items():
+                    start = time.perf_counter()
+                    run()
+                    if round_:
+                        best[name] = min(best[name], time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return {name: 2 * m * k * n / seconds for name, seconds in best.items()}
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_libraries() -> tuple:
+    """threadpoolctl's handles on the BLAS libraries loaded in this process (numpy's among them)."""
+    import threadpoolctl
+
+    return tuple(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+@contextmanager
+def blas_threads(threads: int):
+    """Run the enclosed numpy products on ``threads`` BLAS threads (the setting is restored)."""
+    changed = []
+    for lib in _blas_libraries():
+        before = lib.get_num_threads()
+        if before != threads:
+            lib.set_num_threads(threads)
+            changed.append((lib, before))
+    try:
+        yield
+    finally:
+        for lib, before in changed:
+            lib.set_num_threads(before)
+
+
+def _blasable(t: torch.Tensor) -> bool:
+    """Whether numpy hands this 2-D array to BLAS as it is (one unit stride, the other a
+    leading dimension), rather than copying it or looping over it."""
+    (rows, cols), (s0, s1) = t.shape, t.stride()
+    return (s1 == 1 and s0 >= max(cols, 1)) or (s0 == 1 and s1 >= max(rows, 1))
+
+
+def qualifies(*tensors: torch.Tensor) -> bool:
+    """Whether a product of these tensors may run through numpy (see the module docstring)."""
+    grad = torch.is_grad_enabled()
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.ndim == 2
+               and t.layout == torch.strided and not (grad and t.requires_grad)
+               and not t.is_conj() and not t.is_neg() and _blasable(t) for t in tensors)
+
+
+def mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` for ``a`` (m, k) and ``b`` (k, n), through the picked library where it applies.
+
+    ``out`` (m, n) receives the product when given (unit stride along one axis).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    targets = (a, b) if out is None else (a, b, out)
+    if m and n and k and qualifies(*targets) and backend(2.0 * m * k * n) == "numpy":
+        with blas_threads(torch.get_num_threads()):
+            if out is None:
+                return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))  # (m, n)
+            np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+            return out
+    return torch.mm(a, b) if out is None else torch.mm(a, b, out=out)
+
+
+def addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``bias + a @ b`` (m, n), ``bias`` broadcast from (m or 1, n): ``torch.addmm`` through
+    the picked library where it applies."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m and n and k and qualifies(a, b) and bias.dtype == torch.float32 \
+            and bias.device.type == "cpu" and not (torch.is_grad_enabled() and bias.requires_grad) \
+            and backend(2.0 * m * k * n) == "numpy":
+        return mm(a, b).add_(bias)
+    return torch.addmm(bias, a, b)
