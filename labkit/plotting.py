@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "censored_law_figure",
     "Setup",
     "setup",
     "seed_everything",
@@ -428,3 +429,46 @@ def interval_series(ax, labels, series: dict, *, reference: float | None = None,
     if reference is not None:
         ax.axhline(reference, color="0.4", lw=1, ls=":", label=reference_label)
     ax.set_xticks(range(len(labels)), [str(label) for label in labels])
+
+
+def censored_law_figure(laws: dict, title: str):
+    """Interval-censored training times against n (log-log), one panel per law, with the
+    fitted censored power law. ``laws``: ``{panel title: (observations, fit)}`` with the
+    observations of :func:`labkit.experiments.time_observations` (``{"x", "seed", "lower",
+    "upper"}``; ``upper`` None: beyond the budget) and the fit of
+    :func:`labkit.experiments.censored_power_law`. Each run is a bar from the last evaluation
+    below the mark to the first at or above it; a run beyond the budget is a triangle at its
+    budget pointing up; one reached before the first evaluation is a triangle at that evaluation
+    pointing down. A dotted slope-1 guide (Bonnaire et al.'s linear law) passes through
+    the fit's centre."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(laws), figsize=(5.0 * len(laws), 4.0), layout="constrained",
+                             squeeze=False)
+    for ax, (name, (observations, fit)) in zip(axes[0], laws.items()):
+        ns = np.array(sorted({o["x"] for o in observations}), dtype=float)
+        seeds = sorted({o["seed"] for o in observations})
+        for o in observations:
+            x = o["x"] * 1.06 ** (seeds.index(o["seed"]) - (len(seeds) - 1) / 2)  # (jitter)
+            if o["upper"] is None:
+                ax.scatter([x], [o["lower"]], marker="^", color=PALETTE[1], zorder=3, s=30)
+            elif o["lower"] <= 0:  # reached before the first evaluation after step 0
+                ax.scatter([x], [o["upper"]], marker="v", color=PALETTE[3], zorder=3, s=30)
+            else:
+                ax.plot([x, x], [o["lower"], o["upper"]], color=PALETTE[3], lw=2)
+        line = np.exp(fit["intercept"]) * ns ** fit["slope"]
+        lo, hi = fit["interval"]
+        bounds = f"[{'-' if lo is None else f'{lo:.2f}'}, {'-' if hi is None else f'{hi:.2f}'}]"
+        ax.plot(ns, line, color="k", lw=1.2, label=f"censored fit: slope {fit['slope']:.2f} {bounds}")
+        centre = np.exp(np.log(ns).mean())
+        mid = np.exp(fit["intercept"]) * centre ** fit["slope"]
+        ax.plot(ns, mid * ns / centre, "k:", lw=1, label="slope 1 (linear in n)")
+        ax.plot([], [], color=PALETTE[3], lw=2, label="a run: between two evaluations")
+        ax.scatter([], [], marker="^", color=PALETTE[1], label="a run beyond the budget")
+        ax.set(xscale="log", yscale="log", xlabel="training points n", ylabel="training step",
+               title=name)
+        ax.set_xticks(ns, [f"{n:.0f}" for n in ns])
+        ax.minorticks_off()
+        ax.legend(fontsize=9, loc="lower right")
+    fig.suptitle(title)
+    return fig
