@@ -12,7 +12,10 @@ so its log-density and score ``sum_k pi_k(x) C_t^{-1} (alpha_t mu_k - x)`` are e
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -22,8 +25,12 @@ from .process import alpha_sigma
 __all__ = [
     "GaussianMixture",
     "make_gmm",
+    "Toy",
+    "TOYS",
     "toy_mixture",
     "toy_2d",
+    "PointCloud",
+    "toy_data",
     "deduplicate",
     "with_duplicates",
 ]
@@ -184,31 +191,18 @@ def make_gmm(num_components: int = 8, dim: int = 32, mean_std: float = 2.0, cov=
     return GaussianMixture(means.to(dtype), cov=cov)
 
 
-_TOYS = ("gmm4", "ring", "moons")
+def _gmm4(dtype: torch.dtype) -> GaussianMixture:
+    means = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [-2.0, -2.0], [2.0, -2.0]])
+    return GaussianMixture(means.to(dtype), cov=0.25)
 
 
-def toy_mixture(name: str = "gmm4", dtype: torch.dtype = torch.float32) -> GaussianMixture:
-    """A 2-D mixture for figures: ``"gmm4"`` (K = 4 at (+-2, +-2), std 0.5, the paper's Fig. 2
-    setting) or ``"ring"`` (8 components on a circle of radius 3, std 0.3)."""
-    _checks.choice(name, "name", ("gmm4", "ring"))
-    if name == "gmm4":
-        means = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [-2.0, -2.0], [2.0, -2.0]])
-        return GaussianMixture(means.to(dtype), cov=0.25)
+def _ring(dtype: torch.dtype) -> GaussianMixture:
     angles = torch.arange(8) * (2 * math.pi / 8)
     means = 3.0 * torch.stack([angles.cos(), angles.sin()], dim=1)
     return GaussianMixture(means.to(dtype), cov=0.09)
 
 
-def toy_2d(name: str, n: int, generator: torch.Generator | None = None,
-           dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``n`` points of a 2-D toy set: ``"gmm4"``, ``"ring"`` (exact mixtures, see
-    :func:`toy_mixture`) or ``"moons"`` (two interleaved half circles, noise 0.1, scaled to unit
-    spread; no closed-form score). Returns (n, 2)."""
-    _checks.choice(name, "name", _TOYS)
-    n = _checks.positive_int(n, "n")
-    _checks.generator(generator)
-    if name != "moons":
-        return toy_mixture(name, dtype).sample(n, generator=generator)
+def _moons(n: int, generator: torch.Generator | None, dtype: torch.dtype) -> torch.Tensor:
     upper = torch.rand(n, generator=generator) < 0.5
     angle = torch.rand(n, generator=generator) * math.pi
     x = torch.where(upper, angle.cos(), 1 - angle.cos())
@@ -216,6 +210,124 @@ def toy_2d(name: str, n: int, generator: torch.Generator | None = None,
     pts = torch.stack([x - 0.5, y - 0.25], dim=1) * 2.0
     pts = pts + 0.1 * torch.randn(n, 2, generator=generator)
     return pts.to(dtype)
+
+
+@dataclass(frozen=True)
+class Toy:
+    """A registered 2-D toy set: a description, and either its closed-form law
+    (``law(dtype) -> GaussianMixture``: exact scores and log-densities) or only a sampler
+    (``draw(n, generator, dtype) -> (n, 2)``)."""
+
+    description: str
+    law: Callable[[torch.dtype], GaussianMixture] | None = None
+    draw: Callable[[int, torch.Generator | None, torch.dtype], torch.Tensor] | None = None
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if self.law is not None:
+            return self.law(dtype).sample(n, generator=generator)
+        return self.draw(n, generator, dtype)
+
+
+# The one registry of 2-D toys: toy_mixture, toy_2d, toy_data and every protocol of
+# labkit.experiments read it (mixture="ring", ...). Add a Toy here to make it available everywhere.
+TOYS: dict[str, Toy] = {
+    "gmm4": Toy("K = 4 at (+-2, +-2), std 0.5: the paper's Fig. 2 setting", law=_gmm4),
+    "ring": Toy("8 components on a circle of radius 3, std 0.3", law=_ring),
+    "moons": Toy("two interleaved half circles, noise 0.1, scaled to unit spread (no closed form)",
+                 draw=_moons),
+}
+
+
+def toy_mixture(name: str = "gmm4", dtype: torch.dtype = torch.float32) -> GaussianMixture:
+    """The closed-form law of a toy of :data:`TOYS` that has one: ``"gmm4"`` (K = 4 at
+    (+-2, +-2), std 0.5, the paper's Fig. 2 setting) or ``"ring"`` (8 components on a circle of
+    radius 3, std 0.3)."""
+    with_law = tuple(k for k, toy in TOYS.items() if toy.law is not None)
+    if name in TOYS and TOYS[name].law is None:
+        raise ValueError(f"name {name!r} is a toy without a closed-form law (toy_2d and toy_data "
+                         f"draw it); toys with one: {with_law}")
+    _checks.choice(name, "name", with_law)
+    return TOYS[name].law(dtype)
+
+
+def toy_2d(name: str, n: int, generator: torch.Generator | None = None,
+           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``n`` points of a 2-D toy set of :data:`TOYS`: ``"gmm4"``, ``"ring"`` (exact mixtures, see
+    :func:`toy_mixture`) or ``"moons"`` (two interleaved half circles, noise 0.1, scaled to unit
+    spread; no closed-form score). Returns (n, 2)."""
+    _checks.choice(name, "name", tuple(TOYS))
+    n = _checks.positive_int(n, "n")
+    _checks.generator(generator)
+    return TOYS[name].sample(n, generator, dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class PointCloud:
+    """A data set a protocol can study: the training ``points`` (n, d), and optionally
+    ``sample(m, generator=None) -> (m, d)``, fresh draws from the law the points came from
+    (the null rate of memorization is measured on them), and ``log_prob(x) -> (m,)``, that
+    law's log-density (for the log-likelihood of generated samples). Without ``sample`` a
+    protocol reports memorization without its null rate; without ``log_prob``, no
+    log-likelihood. ``points`` may be a tensor, a numpy array or nested lists (e.g. scikit-learn's
+    ``make_moons(...)[0]``); protocols train on them in float32, the networks' dtype.
+
+    ``PointCloud.from_law(law, n, generator)`` draws the points from a law with ``sample`` and
+    ``log_prob`` (a :class:`GaussianMixture`) and keeps both; :func:`toy_data` does it for a
+    registered toy."""
+
+    points: torch.Tensor
+    sample: Callable | None = None
+    log_prob: Callable | None = None
+    name: str = "points"
+
+    def __post_init__(self):
+        points = _as_float_tensor(self.points, "points")
+        if points.ndim != 2 or points.shape[0] < 1 or points.shape[1] < 1:
+            raise ValueError(f"points must have shape (n, d) with n, d >= 1, got {tuple(points.shape)}")
+        if not torch.isfinite(points).all():
+            raise ValueError("points contain NaN or infinite values")
+        object.__setattr__(self, "points", points)
+        for field_name in ("sample", "log_prob"):
+            value = getattr(self, field_name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{field_name} must be callable or None, got {type(value).__name__}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {type(self.name).__name__}")
+
+    @property
+    def n(self) -> int:
+        return int(self.points.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.points.shape[1])
+
+    def __repr__(self) -> str:
+        has = [k for k in ("sample", "log_prob") if getattr(self, k) is not None]
+        return f"PointCloud({self.name!r}, n={self.n}, dim={self.dim}, with={has})"
+
+    @classmethod
+    def from_law(cls, law, n: int, generator: torch.Generator | None = None,
+                 name: str = "points") -> PointCloud:
+        """``n`` points drawn from ``law`` (with ``law.sample(n, generator=...)``), keeping its
+        ``sample`` and, when it has one, its ``log_prob``."""
+        n = _checks.positive_int(n, "n")
+        return cls(law.sample(n, generator=generator), law.sample, getattr(law, "log_prob", None), name)
+
+
+def _toy_sampler(name: str):
+    return functools.partial(toy_2d, name)
+
+
+def toy_data(name: str, n: int, generator: torch.Generator | None = None) -> PointCloud:
+    """``n`` points of the registered toy ``name`` (:data:`TOYS`) as a :class:`PointCloud`, with
+    its sampler and, for a toy with a closed-form law, its log-density."""
+    _checks.choice(name, "name", tuple(TOYS))
+    toy = TOYS[name]
+    if toy.law is not None:
+        return PointCloud.from_law(toy.law(torch.float32), n, generator, name=name)
+    return PointCloud(toy_2d(name, n, generator), _toy_sampler(name), None, name)
 
 
 def deduplicate(x: torch.Tensor, atol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -140,3 +140,22 @@ def test_array_likes_from_numpy_and_lists(gmm64):
 def test_bad_input(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_one_registry_of_toys_and_point_clouds(gen):
+    assert set(data.TOYS) == {"gmm4", "ring", "moons"}
+    for name, toy in data.TOYS.items():
+        cloud = data.toy_data(name, 50, generator=torch.Generator().manual_seed(3))
+        assert cloud.n == 50 and cloud.dim == 2 and cloud.name == name
+        assert torch.equal(cloud.points, data.toy_2d(name, 50, generator=torch.Generator().manual_seed(3)))
+        assert cloud.sample(7, generator=gen).shape == (7, 2)
+        assert (cloud.log_prob is None) == (toy.law is None)
+    with pytest.raises(ValueError, match="'moons' is a toy without a closed-form law"):
+        data.toy_mixture("moons")
+    ring = data.toy_mixture("ring", dtype=torch.float64)
+    cloud = data.PointCloud.from_law(ring, 20, generator=gen)
+    assert cloud.points.dtype == torch.float64 and cloud.log_prob(cloud.points).shape == (20,)
+    assert "PointCloud('points', n=20, dim=2" in repr(cloud)
+    assert data.PointCloud([[0, 1], [2, 3]]).points.dtype == torch.float32  # integers become floats
+    with pytest.raises(ValueError, match="NaN"):
+        data.PointCloud([[0.0, float("nan")]])

@@ -220,3 +220,76 @@ def test_table1_seed_killed_during_base_training_resumes_to_the_uninterrupted_pr
     resumed = experiments.table1_seed(**kw)
     assert resumed == whole
     assert experiments.table1_seed(**kw) == whole  # and the cached base holds the whole curve
+
+
+# ----------------------------------------------------------------------------- your own data
+
+TINY = dict(width=8, depth=1, batch_size=16, num_samples=32, sample_steps=5, first_eval=20, steps=40)
+
+
+def test_every_protocol_takes_every_registered_toy():
+    from labkit.data import TOYS
+
+    assert experiments.MIXTURES == ("paper", *TOYS) and {"gmm4", "ring", "moons"} <= set(TOYS)
+    for name in TOYS:
+        row = experiments.mixture_curve(dim=2, n=8, mixture=name, **TINY)
+        assert row["steps"] == [0, 20, 28, 40] and len(row["memorization"]) == 4
+        assert "null_memorization" in row  # every toy has a sampler of fresh draws
+        assert ("log_likelihood" in row) == (TOYS[name].law is not None)  # moons has no density
+        point = experiments.memorization_point(dim=2, n=8, mixture=name,
+                                               **{k: v for k, v in TINY.items() if k != "first_eval"})
+        assert ("log_likelihood" in point) == (TOYS[name].law is not None)
+    with pytest.raises(ValueError, match=r"mixture must be one of \('paper', 'gmm4', 'ring', 'moons'"):
+        experiments.mixture_curve(dim=2, n=8, mixture="spiral", **TINY)
+
+
+def test_mixture_curve_on_your_own_points_reports_what_the_data_can_tell():
+    from labkit.data import PointCloud, toy_data
+
+    g = torch.Generator().manual_seed(0)
+    points = toy_data("ring", 8, g).points.double().numpy()  # plain float64 numbers
+    bare = experiments.mixture_curve(data=points, **TINY)
+    assert bare["n_total"] == 8 and len(bare["memorization"]) == len(bare["steps"]) == 4
+    assert not {"null_memorization", "log_likelihood", "reference_log_likelihood"} & set(bare)
+    assert bare == {**experiments.mixture_curve(data=torch.as_tensor(points), **TINY), "wall_s": bare["wall_s"]}
+    ring = toy_data("ring", 1, g)
+    cloud = PointCloud(points, sample=ring.sample)
+    with_null = experiments.mixture_curve(data=cloud, **TINY)
+    assert 0 <= with_null["null_memorization"] <= 1 and "log_likelihood" not in with_null
+    full = experiments.mixture_curve(data=PointCloud(points, ring.sample, ring.log_prob), **TINY)
+    assert len(full["log_likelihood"]) == 4 and "reference_log_likelihood" in full
+    point = experiments.memorization_point(data=cloud, **{k: v for k, v in TINY.items() if k != "first_eval"})
+    assert "null_memorization" in point and "log_likelihood" not in point
+    with pytest.raises(ValueError, match="not both"):
+        experiments.mixture_curve(data=points, mixture="ring", **TINY)
+    with pytest.raises(ValueError, match="dim=3 but the data's points have 2 columns"):
+        experiments.mixture_curve(data=points, dim=3, **TINY)
+    with pytest.raises(ValueError, match="n=9 but the data holds 8 points"):
+        experiments.mixture_curve(data=points, n=9, **TINY)
+    with pytest.raises(ValueError, match="needs dim and n"):
+        experiments.mixture_curve(**TINY)
+    with pytest.raises(ValueError, match="points must have shape"):
+        PointCloud(torch.zeros(3))
+    with pytest.raises(TypeError, match="sample must be callable"):
+        PointCloud(points, sample=3)
+
+
+def test_training_time_study_in_one_call():
+    from labkit.data import toy_data
+
+    cloud = toy_data("gmm4", 8, torch.Generator().manual_seed(1))
+    logs = []
+    table = experiments.training_time_study(cloud, seeds=[0, 1], log=logs.append, **TINY)
+    assert len(table) == 2 and table.unique("seed") == [0, 1] and len(logs) == 2
+    for row in table:
+        assert set(row) >= {"steps", "memorization", "log_likelihood", "tau_mem", "tau_gen"}
+        times = experiments.training_times(row)  # the declared rules, read the same way
+        assert (row["tau_mem"], row["tau_gen"]) == (times["tau_mem"], times["tau_gen"])
+    bare = experiments.training_time_study(cloud.points, seeds=[0], **TINY)
+    assert bare[0]["tau_mem"] is None and bare[0]["tau_gen"] is None  # no fresh draws, no density
+    named = experiments.training_time_study("moons", n=8, seeds=[0], **TINY)
+    assert "null_memorization" in named[0] and named[0]["tau_gen"] is None
+    with pytest.raises(ValueError, match="pass n"):
+        experiments.training_time_study("moons", seeds=[0], **TINY)
+    with pytest.raises(ValueError, match="seeds"):
+        experiments.training_time_study(cloud, seeds=3, **TINY)

@@ -16,6 +16,13 @@ reverse SDE and records
 Training is deterministic given ``seed`` and the evaluations draw from their own generator, so the
 curve of a shorter run is exactly the prefix of a longer one: ``labkit verify --max-steps``
 recomputes a prefix of a row and compares it.
+
+The data is a named law (``mixture="paper"``, or any 2-D toy of :data:`labkit.data.TOYS`:
+``"gmm4"``, ``"ring"``, ``"moons"``) or, from Python, ``data=``: a researcher's own points (a
+tensor, an array, or a :class:`labkit.data.PointCloud` with an optional sampler of fresh draws
+and log-density). Memorization needs only the points; its null rate needs fresh draws; the
+log-likelihood columns are present only with a log-density. :func:`training_time_study` runs
+the curve over seeds and reads off the training times in one call.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ import torch
 from .. import _checks
 from ..store import run_dir
 
-__all__ = ["eval_steps", "mixture_curve", "memorization_point", "PAPER_GRIDS", "paper_grid"]
+__all__ = ["eval_steps", "mixture_curve", "training_time_study", "memorization_point", "PAPER_GRIDS",
+           "paper_grid", "MIXTURES"]
 
 # Part of the name of a curve's checkpoint folder: bumped when a change alters what it holds.
 CURVE_VERSION = 1
@@ -56,30 +64,78 @@ def eval_steps(steps: int, first: int = 125, per_octave: int = 2) -> list[int]:
     return out
 
 
-def _mixture(mixture: str, dim: int, num_components: int, mean_std: float, generator):
-    from ..data import make_gmm, toy_mixture
+def _mixtures() -> tuple[str, ...]:
+    from ..data import TOYS
 
-    _checks.choice(mixture, "mixture", ("paper", "gmm4"))
-    if mixture == "gmm4":
+    return ("paper", *TOYS)
+
+
+# The named laws a protocol's ``mixture`` takes: the paper's d-dimensional mixture, then every
+# registered 2-D toy (labkit.data.TOYS).
+MIXTURES = _mixtures()
+
+
+def _training_set(mixture: str, data, dim, n, num_components: int, mean_std: float, generator):
+    """``(points, sample, log_prob, dim)``: the training points (n, d) of a named law (drawn
+    with ``generator``: the paper's mixture first draws its means) or of ``data``, with the
+    sampler of fresh draws and the log-density where there are ones (else None)."""
+    from ..data import TOYS, PointCloud, make_gmm, toy_2d
+
+    if data is not None:
+        if mixture != "paper":
+            raise ValueError(f"pass mixture (a registered name) or data (your own points), not both; "
+                             f"got mixture={mixture!r} and data")
+        cloud = data if isinstance(data, PointCloud) else PointCloud(data)
+        if dim is not None and dim != cloud.dim:
+            raise ValueError(f"dim={dim} but the data's points have {cloud.dim} columns; omit dim")
+        if n is not None and n != cloud.n:
+            raise ValueError(f"n={n} but the data holds {cloud.n} points; omit n")
+        return cloud.points.float(), cloud.sample, cloud.log_prob, cloud.dim
+    _checks.choice(mixture, "mixture", MIXTURES)
+    if dim is None or n is None:
+        raise ValueError(f"mixture={mixture!r} needs dim and n (or pass data=your points)")
+    n = _checks.positive_int(n, "n")
+    if mixture == "paper":
+        law = make_gmm(num_components, dim, mean_std, generator=generator)
+    else:
         if dim != 2:
-            raise ValueError(f"dim must be 2 for the gmm4 toy, got {dim}")
-        return toy_mixture("gmm4")
-    return make_gmm(num_components, dim, mean_std, generator=generator)
+            raise ValueError(f"dim must be 2 for the {mixture} toy, got {dim}")
+        toy = TOYS[mixture]
+        law = None if toy.law is None else toy.law(torch.float32)
+        if law is None:
+            return toy_2d(mixture, n, generator), partial(toy_2d, mixture), None, dim
+    return law.sample(n, generator=generator), law.sample, law.log_prob, dim
 
 
-def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: float = 0.0,
+def _describe_data(data) -> dict:
+    """What a run on ``data`` depends on, as JSON (for its checkpoint folder's name)."""
+    from ..data import PointCloud
+    from ..train import _describe
+
+    cloud = data if isinstance(data, PointCloud) else PointCloud(data)
+    return {"points": _describe(cloud.points), "sample": _describe(cloud.sample),
+            "log_prob": _describe(cloud.log_prob)}
+
+
+def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256, depth: int = 2,
+                  weight_decay: float = 0.0,
                   steps: int = 4000, batch_size: int = 128, lr: float = 3e-3,
                   num_samples: int = 1000, sample_steps: int = 100, t_min: float = 1e-3,
                   t_max: float = 8.0, mixture: str = "paper", num_components: int = 8,
                   mean_std: float = 2.0, duplicate_fraction: float = 0.0, duplicate_copies: int = 1,
                   first_eval: int = 125, evals_per_octave: int = 2, keep_samples: bool = False,
-                  device: str = "cpu", seed: int = 0) -> dict:
-    """Train a ``ScoreMLP(dim, width, depth)`` by DSM on ``n`` draws of a mixture, evaluating it
+                  device: str = "cpu", seed: int = 0, data=None) -> dict:
+    """Train a ``ScoreMLP(dim, width, depth)`` by DSM on ``n`` training points, evaluating it
     on the step grid :func:`eval_steps` (``first_eval``, ``evals_per_octave``).
 
-    ``mixture="paper"``: ``make_gmm(num_components, dim, mean_std)`` (the paper: K = 8, means
-    ~ N(0, 4 I), identity covariance) drawn with ``seed``; ``"gmm4"``: the 2-D K = 4 toy of the
-    paper's Fig. 2. ``duplicate_fraction`` of the points repeated ``duplicate_copies`` times.
+    The points: ``n`` draws of ``mixture`` (see :data:`MIXTURES`): ``"paper"``,
+    ``make_gmm(num_components, dim, mean_std)`` (the paper: K = 8, means ~ N(0, 4 I), identity
+    covariance) drawn with ``seed``; a 2-D toy of :data:`labkit.data.TOYS` (``"gmm4"``, the
+    K = 4 toy of the paper's Fig. 2, ``"ring"``, ``"moons"``; ``dim=2``). Or ``data``, your own:
+    a :class:`labkit.data.PointCloud` (points, optional fresh-draw sampler and log-density), or
+    an (n, d) tensor or array of points (then ``dim`` and ``n`` may be omitted; a result set's
+    config names a registered ``mixture`` instead, since it must be JSON).
+    ``duplicate_fraction`` of the points repeated ``duplicate_copies`` times.
     Training: noise prediction (DSM weighted by sigma_t^2), times log-uniform on
     ``[t_min, t_max]``, AdamW with ``weight_decay``, batches of ``batch_size`` (a small set is
     tiled up to one batch, which leaves the empirical law unchanged). Each evaluation samples
@@ -90,7 +146,9 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
     ``null_memorization``, ``reference_log_likelihood``, ``params``, ``n_total``,
     ``lipschitz_max`` / ``lipschitz_median`` (the spectral norm of the final network's score
     Jacobian at t = 0.01 over 64 diffused training points), ``wall_s``, and with
-    ``keep_samples`` the final ``samples`` and the ``train`` set (rounded to 1e-4).
+    ``keep_samples`` the final ``samples`` and the ``train`` set (rounded to 1e-4). Data without
+    a sampler has no ``null_memorization``; without a log-density, no ``log_likelihood`` and
+    ``reference_log_likelihood``.
     """
     from ..capacity import _draw, lipschitz_constant
     from ..data import with_duplicates
@@ -100,23 +158,24 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
 
     start = time.perf_counter()
     args = locals()
-    config = {k: args[k] for k in inspect.signature(mixture_curve).parameters if k != "device"}
-    n = _checks.positive_int(n, "n")
+    config = {k: args[k] for k in inspect.signature(mixture_curve).parameters
+              if k != "device" and not (k == "data" and args[k] is None)}
+    if data is not None:
+        config["data"] = _describe_data(data)
     width = _checks.positive_int(width, "width")
     grid = eval_steps(steps, first_eval, evals_per_octave)
     dev = _checks.device(device)
     g = torch.Generator().manual_seed(seed)
-    gmm = _mixture(mixture, dim, num_components, mean_std, g)
-    data = gmm.sample(n, generator=g)
+    points, draw, log_prob, dim = _training_set(mixture, data, dim, n, num_components, mean_std, g)
     if duplicate_fraction > 0 and duplicate_copies > 1:
-        data = with_duplicates(data, duplicate_fraction, duplicate_copies, generator=g)
-    fresh = gmm.sample(num_samples, generator=g)
+        points = with_duplicates(points, duplicate_fraction, duplicate_copies, generator=g)
+    fresh = None if draw is None else draw(num_samples, generator=g)
     model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
     g_train = torch.Generator(device=dev).manual_seed(seed + 1)
-    tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
+    tiled = points.repeat(math.ceil(batch_size / points.shape[0]), 1)
 
-    evaluator = _CurveProbe(data, gmm.log_prob, num_samples, dict(steps=sample_steps, t_min=t_min, t_max=t_max),
-                        torch.Generator(device=dev).manual_seed(seed + 2), dev)
+    evaluator = _CurveProbe(points, log_prob, num_samples, dict(steps=sample_steps, t_min=t_min, t_max=t_max),
+                            torch.Generator(device=dev).manual_seed(seed + 2), dev)
     # resumable: the checkpoint (weights, optimizer, the probe's generator and every evaluation
     # so far) lives in a cache folder named by this run's arguments
     folder = run_dir("mixture_curve", {"config": config, "version": CURVE_VERSION})
@@ -126,36 +185,84 @@ def mixture_curve(dim: int, n: int, width: int, depth: int = 2, weight_decay: fl
                     generator=g_train, callbacks=(evaluator,), eval_at=grid, progress=False,
                     checkpoint_path=checkpoint)
     curve = {"steps": [int(e["step"]) for e in history.evals],
-             "memorization": [e["memorization"] for e in history.evals],
-             "log_likelihood": [e["log_likelihood"] for e in history.evals]}
+             "memorization": [e["memorization"] for e in history.evals]}
+    if log_prob is not None:
+        curve["log_likelihood"] = [e["log_likelihood"] for e in history.evals]
     # mean training loss since the previous evaluation (at step 0: the first batch's loss)
     bounds = [0] + curve["steps"][1:]
     curve["train_loss"] = [float(np.mean(history.loss[max(a, 0):max(b, 1)]))
                            for a, b in zip([0] + bounds[:-1], bounds)]
     # the spectral norm of the trained score's Jacobian at t = 0.01 over 64 diffused training
     # points (see labkit.capacity.lipschitz_constant): what weight decay acts on
-    probe, _ = _draw(data, 64, 0.01, 0.01, g)
+    probe, _ = _draw(points, 64, 0.01, 0.01, g)
     lip = lipschitz_constant(model.score, probe.to(dev), 0.01).cpu()
     out = {
         **curve,
         "lipschitz_max": float(lip.max()),
         "lipschitz_median": float(lip.median()),
-        "null_memorization": memorization_ratio(fresh, data),
-        "reference_log_likelihood": float(gmm.log_prob(fresh).mean()),
+        "null_memorization": None if fresh is None else memorization_ratio(fresh, points),
+        "reference_log_likelihood": None if fresh is None or log_prob is None
+        else float(log_prob(fresh).mean()),
         "params": model.num_parameters(),
-        "n_total": int(data.shape[0]),
+        "n_total": int(points.shape[0]),
     }
+    out = {k: v for k, v in out.items() if v is not None}
     if keep_samples:  # rounded to 1e-4: enough for a scatter plot, a quarter of the file size
         out["samples"] = [[round(v, 4) for v in p] for p in evaluator.samples.tolist()]
-        out["train"] = [[round(v, 4) for v in p] for p in data.tolist()]
+        out["train"] = [[round(v, 4) for v in p] for p in points.tolist()]
     checkpoint.unlink(missing_ok=True)
     out["wall_s"] = round(time.perf_counter() - start, 2)
     return out
 
 
+def training_time_study(data, *, width: int = 256, steps: int = 16000, seeds=(0, 1, 2),
+                        gen_nats: float | None = None, mem_points: float | None = None,
+                        log=None, **curve) -> "Table":
+    """The training-time study on ``data`` in one call: :func:`mixture_curve` once per seed of
+    ``seeds`` (``width``, ``steps`` and any other of its keywords in ``curve``; ``data`` your
+    points, a :class:`labkit.data.PointCloud`, or a registered name such as ``"ring"``), each
+    curve's training times read off by the declared rules of :mod:`labkit.experiments.stats`:
+    ``tau_mem``, the first step where memorization exceeds its null rate by ``mem_points``
+    (needs fresh draws), and ``tau_gen``, the first step where the samples' log-likelihood
+    comes within ``gen_nats`` of fresh draws' (needs a log-density); None where the run never
+    got there or the data cannot tell. Returns a :class:`labkit.sweeps.Table`, one row per
+    seed: the curve's results with ``seed``, ``tau_mem`` and ``tau_gen``. Each curve resumes
+    from its checkpoint after an interruption. ``log`` receives one line per finished seed."""
+    from ..sweeps import Table
+    from . import stats
+
+    gen_nats = stats.GEN_NATS if gen_nats is None else gen_nats
+    mem_points = stats.MEM_POINTS if mem_points is None else mem_points
+    if isinstance(seeds, int) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    named = isinstance(data, str)
+    if named and "dim" not in curve:
+        curve["dim"] = 2
+    if named and "n" not in curve:
+        raise ValueError(f"data={data!r} is a registered law: pass n (how many training points)")
+    rows = []
+    for seed in seeds:
+        if named:
+            row = mixture_curve(width=width, steps=steps, seed=seed, mixture=data, **curve)
+        else:
+            row = mixture_curve(width=width, steps=steps, seed=seed, data=data, **curve)
+        tau_mem = tau_gen = None
+        if "null_memorization" in row:
+            excess = [m - row["null_memorization"] for m in row["memorization"]]
+            tau_mem = stats.crossing_step(row["steps"], excess, mem_points)
+        if "reference_log_likelihood" in row:
+            gap = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
+            tau_gen = stats.crossing_step(row["steps"], gap, -gen_nats)
+        rows.append({**row, "seed": seed, "width": width, "tau_mem": tau_mem, "tau_gen": tau_gen})
+        if log is not None:
+            log(f"seed {seed}: tau_mem {tau_mem}, tau_gen {tau_gen} ({row['wall_s']:.0f} s)")
+    return Table(rows)
+
+
 class _CurveProbe:
     """The evaluation of :func:`mixture_curve`: sample the reverse SDE with the network's score,
-    measure memorization against the training set and the log-likelihood under the true law.
+    measure memorization against the training set and the log-likelihood under the true law
+    (when there is a ``log_prob``).
     Its generator and last samples are its state, checkpointed with the training run."""
 
     def __init__(self, data, log_prob, num_samples: int, sampler: dict, generator, device):
@@ -171,8 +278,10 @@ class _CurveProbe:
             x = sample(net.score, self.num_samples, self.data.shape[1], method="sde",
                        generator=self.generator, device=self.device, **self.sampler).cpu()
         self.samples = x
-        return {"memorization": memorization_ratio(x, self.data),
-                "log_likelihood": float(self.log_prob(x).mean())}
+        out = {"memorization": memorization_ratio(x, self.data)}
+        if self.log_prob is not None:
+            out["log_likelihood"] = float(self.log_prob(x).mean())
+        return out
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "samples": self.samples}
@@ -185,18 +294,22 @@ class _CurveProbe:
 # ----------------------------------------------------------------------------------------------
 # One trained network, measured once at the end (the paper-scale Fig. 3 sweeps' point function)
 
-def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_decay: float = 0.0,
+def memorization_point(dim: int | None = None, n: int | None = None, width: int = 256, depth: int = 3,
+                       weight_decay: float = 0.0,
                        steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,
                        num_samples: int = 1000, sample_steps: int = 100, t_min: float = 1e-3,
                        t_max: float = 8.0, mixture: str = "paper", num_components: int = 8,
                        mean_std: float = 2.0, duplicate_fraction: float = 0.0,
                        duplicate_copies: int = 1, keep_samples: bool = False,
-                       lipschitz_t: float = 0.01, device: str = "cpu", seed: int = 0) -> dict:
+                       lipschitz_t: float = 0.01, device: str = "cpu", seed: int = 0, data=None) -> dict:
     """Train, sample, measure: one point of the paper's mixture experiments (Figs. 2-3).
 
     ``mixture="paper"``: ``make_gmm(num_components, dim, mean_std)`` (paper: K = 8, means
-    ~ N(0, 4 I), identity covariance) drawn with seed ``seed``; ``"gmm4"``: the 2-D K = 4 toy of
-    Fig. 2 (``dim`` must be 2). ``n`` training points, optionally with a ``duplicate_fraction``
+    ~ N(0, 4 I), identity covariance) drawn with seed ``seed``; a 2-D toy of
+    :data:`labkit.data.TOYS` (``"gmm4"``, the K = 4 toy of Fig. 2, ``"ring"``, ``"moons"``;
+    ``dim`` must be 2); or ``data``, your own points (a :class:`labkit.data.PointCloud` or an
+    (n, d) tensor, as in :func:`mixture_curve`: no null rate without a sampler, no
+    log-likelihood without a log-density). ``n`` training points, optionally with a ``duplicate_fraction``
     of them repeated ``duplicate_copies`` times. A ``ScoreMLP(dim, width, depth)`` is trained by
     :func:`labkit.train.train` with :func:`labkit.train.dsm_noise_loss` (noise prediction, i.e.
     DSM weighted by sigma_t^2; times log-uniform on ``[t_min, t_max]``), AdamW with
@@ -212,22 +325,15 @@ def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_deca
     nested lists.
     """
     from ..capacity import _draw, lipschitz_constant
-    from ..data import make_gmm, toy_mixture, with_duplicates
+    from ..data import with_duplicates
     from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
     from ..sampling import sample
     from ..train import LogUniformTime, TrainConfig, dsm_noise_loss, train
 
-    _checks.choice(mixture, "mixture", ("paper", "gmm4"))
     dev = _checks.device(device)
     g = torch.Generator().manual_seed(seed)
-    if mixture == "gmm4":
-        if dim != 2:
-            raise ValueError(f"dim must be 2 for the gmm4 toy, got {dim}")
-        gmm = toy_mixture("gmm4")
-    else:
-        gmm = make_gmm(num_components, dim, mean_std, generator=g)
-    data = gmm.sample(n, generator=g)
+    data, draw, log_prob, dim = _training_set(mixture, data, dim, n, num_components, mean_std, g)
     if duplicate_fraction > 0 and duplicate_copies > 1:
         data = with_duplicates(data, duplicate_fraction, duplicate_copies, generator=g)
     model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
@@ -243,22 +349,24 @@ def memorization_point(dim: int, n: int, width: int, depth: int = 3, weight_deca
     with torch.no_grad():
         samples = sample(model.score, num_samples, dim, steps=sample_steps, t_min=t_min, t_max=t_max,
                          method="sde", generator=gd, device=dev).cpu()
-        fresh = gmm.sample(num_samples, generator=g)
+        fresh = None if draw is None else draw(num_samples, generator=g)
         tail = history.loss[-max(steps // 10, 1):]
         probe, _ = _draw(data, 64, lipschitz_t, lipschitz_t, g)
     lip = lipschitz_constant(model.score, probe.to(dev), lipschitz_t).cpu()
     with torch.no_grad():
         out = {
             "memorization": memorization_ratio(samples, data),
-            "null_memorization": memorization_ratio(fresh, data),
-            "log_likelihood": float(gmm.log_prob(samples).mean()),
-            "reference_log_likelihood": float(gmm.log_prob(fresh).mean()),
+            "null_memorization": None if fresh is None else memorization_ratio(fresh, data),
+            "log_likelihood": None if log_prob is None else float(log_prob(samples).mean()),
+            "reference_log_likelihood": None if log_prob is None or fresh is None
+            else float(log_prob(fresh).mean()),
             "params": model.num_parameters(),
             "train_loss": sum(tail) / len(tail),
             "n_total": int(data.shape[0]),
             "lipschitz_max": float(lip.max()),
             "lipschitz_median": float(lip.median()),
         }
+        out = {k: v for k, v in out.items() if v is not None}
     if keep_samples:
         out["samples"] = samples.tolist()
         out["train"] = data.tolist()
