@@ -91,7 +91,8 @@ def gemm_rates(threads: int, shape: tuple[int, int, int] = _SHAPE,
 
 @functools.lru_cache(maxsize=1)
 def _blas_libraries() -> tuple:
-    """threadpoolctl's handles on the BLAS libraries loaded in this process (numpy's among them)."""
+    """threadpoolctl's handles on the BLAS libraries loaded at the first call: numpy's (imported
+    with this module) and any loaded before it."""
     import threadpoolctl
 
     return tuple(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
