@@ -5,6 +5,7 @@ was computed from, and the guard that keeps a notebook's conclusions within thei
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,7 +306,7 @@ def test_check_notebook_fails_on_a_sentence_that_outruns_its_verdict(tmp_path):
 
 @pytest.mark.parametrize("name", ["02_approximation_separation", "03_pruning_mitigation"])
 def test_the_notebooks_conclusions_are_within_their_verdicts(name, stored):
-    path = results.RESULTS_DIR.parent / "notebooks" / f"{name}.ipynb"
+    path = Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.ipynb"
     C.check_notebook(path, stored)
 
 
@@ -318,14 +319,14 @@ def test_claims_table_is_narrow_and_lists_a_notebooks_claims(stored):
     assert "| `t1_small_vs_control` |" in table
 
 
-def test_labkit_claims_check_fails_on_a_stale_file(tmp_path, stored, computed, monkeypatch):
+def test_labkit_claims_check_fails_on_a_stale_file(tmp_path, computed, monkeypatch):
     from labkit.cli import main
 
     monkeypatch.setattr(C, "compute_claims", lambda: computed)
     path = tmp_path / "claims.json"
-    path.write_text(json.dumps({"claims": stored}))
+    path.write_text(json.dumps({"claims": computed}))
     assert main(["claims", "--check", "--out", str(path)]) == 0
-    stale = json.loads(json.dumps(stored))
+    stale = json.loads(json.dumps(computed))
     stale[0]["verdict"] = "contradicted"
     path.write_text(json.dumps({"claims": stale}))
     assert main(["claims", "--check", "--out", str(path)]) == 1

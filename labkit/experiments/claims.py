@@ -470,10 +470,11 @@ def _law_compare(c: Claim, rows, cache) -> dict:
     second = _law(Claim(c.id, "", c.notebook, c.family, "law", c.result_set, c.metric_b, c.b),
                   rows, cache)
     (lo_a, hi_a), (lo_b, hi_b) = first["interval"], second["interval"]
-    return {"a": c.a, "b": c.b, "metric_b": c.metric_b, "seeds": sorted(set(first["seeds"])
-                                                                        & set(second["seeds"])),
-            "estimate": first["estimate"] - second["estimate"],
-            "interval": [lo_a - hi_b, hi_a - lo_b], "p": None,
+    interval = [None if lo_a is None or hi_b is None else lo_a - hi_b,
+                None if hi_a is None or lo_b is None else hi_a - lo_b]
+    return {"a": c.a, "b": c.b, "metric_b": c.metric_b,
+            "seeds": sorted(set(first["seeds"]) & set(second["seeds"])),
+            "estimate": first["estimate"] - second["estimate"], "interval": interval, "p": None,
             "slopes": [first["estimate"], second["estimate"]]}
 
 
@@ -501,7 +502,7 @@ def _verdict(c: Claim, entry: dict) -> tuple[str, str]:
         return entry["label_verdict"], "read at 3 x 3 margins"
     if c.kind == "law_compare":
         lo, hi = entry["interval"]
-        if lo > 0 or hi < 0:
+        if (lo is not None and lo > 0) or (hi is not None and hi < 0):
             return _side(entry["estimate"], c.direction), "the slopes' 95% intervals do not overlap"
         return "unresolved", "the slopes' 95% intervals overlap"
     if c.kind == "law" and c.null != 0 and entry["lack_of_fit_p"] is not None \
