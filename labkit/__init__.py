@@ -13,6 +13,8 @@ The package is flat, one file per concept, in the order the notebooks introduce 
 - ``train``     the training loop                                              (01, 02, 03)
 - ``capacity``  width needed to fit a score, Hessians / Lipschitz, duplication (02)
 - ``sweeps``    cached, resumable, parallel experiment grids                   (02)
+- ``store``     paths, row keys, atomic writes: where results live              (02)
+- ``dispatch``  where rows run: in-process, joblib workers or a Dask cluster    (02)
 - ``dit``       a small diffusion transformer with gated heads                 (03)
 - ``pruning``   head importance (Alg. 2), selection and structural pruning     (03)
 - ``images``    digits and CIFAR-10 loaders, classifier features, FD, P/R     (03)
@@ -36,7 +38,7 @@ __version__ = "0.2.0"
 
 _SUBMODULES = (
     "process", "data", "scores", "losses", "sampling", "metrics", "nets", "train", "capacity", "sweeps",
-    "dit", "pruning", "images", "plotting", "widgets",
+    "dit", "pruning", "images", "plotting", "widgets", "store", "dispatch",
 )
 __all__ = list(_SUBMODULES)
 

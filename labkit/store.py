@@ -87,8 +87,9 @@ def save_torch(obj, path) -> None:
 
 
 def _repo_root() -> Path | None:
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
+    from .plotting import repo_root  # one definition of "a source checkout"
+
+    return repo_root()
 
 
 def cache_dir(*parts: str) -> Path:
