@@ -451,13 +451,14 @@ def _law(c: Claim, rows, cache) -> dict:
     key = (c.result_set, c.metric, tuple(sorted(c.a.items())))
     if key not in cache:
         obs = stats.time_observations(rows, c.metric, **c.a)
-        cache[key] = (obs, stats.censored_power_law(obs))
+        # local slopes' intervals only where a conclusion reads them (memorization times)
+        cache[key] = (obs, stats.censored_power_law(obs, local_intervals=c.metric == "tau_mem"))
     obs, fit = cache[key]
     out = {"a": c.a, "seeds": _law_seeds(obs), "observations": obs, "null": c.null,
            "estimate": fit["slope"], "interval": fit["interval"],
            "p": stats.censored_slope_p(obs, c.null, fit["loglik"]),
            **{k: fit[k] for k in ("intercept", "sigma", "censored", "lack_of_fit_p",
-                                  "lack_of_fit_factor_p", "local_slopes", "curvature")}}
+                                  "local_slopes", "curvature")}}
     if c.kind == "law_curvature":
         out.update(estimate=fit["curvature"], interval=None, p=fit["lack_of_fit_p"],
                    slope=fit["slope"])

@@ -17,6 +17,7 @@ in n; :func:`power_law` fits ``log tau = a + b log n`` with a t-interval on b.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -357,12 +358,21 @@ def _log_bounds(observations):
     return lo, hi
 
 
+@functools.lru_cache(maxsize=None)
+def _scipy():
+    """scipy's ``log_ndtr`` and ``minimize``, imported once (the fits call them thousands of
+    times, and a ``from scipy... import`` inside them costs more than the arithmetic)."""
+    from scipy.optimize import minimize
+    from scipy.special import log_ndtr
+
+    return log_ndtr, minimize
+
+
 def _interval_loglik(mu, sigma, lo, hi):
     """``(loglik, d loglik / d mu (per observation), d loglik / d log sigma)`` of
     sum_i log P(lo_i < Y_i < hi_i), Y_i ~ N(mu_i, sigma^2), computed on the side of the normal
     where the difference of two CDFs does not cancel."""
-    from scipy.special import log_ndtr
-
+    log_ndtr = _scipy()[0]
     a, b = (lo - mu) / sigma, (hi - mu) / sigma
     flip = a > 0  # upper tail: P(a < Z < b) = P(-b < Z < -a)
     a2, b2 = np.where(flip, -b, a), np.where(flip, -a, b)
@@ -377,12 +387,11 @@ def _interval_loglik(mu, sigma, lo, hi):
     return float(np.sum(logp)), (ra - rb) / sigma, float(np.sum(za - zb))
 
 
-def _fit(design, lo, hi, fixed=None):
+def _fit(design, lo, hi, fixed=None, sigma=None):
     """Maximum likelihood of the interval-censored normal regression ``Y = design @ beta +
-    sigma Z``; ``fixed = (column, value)`` holds one coefficient fixed (a profile). Returns
-    ``(loglik, beta, sigma)``."""
-    from scipy.optimize import minimize
-
+    sigma Z``; ``fixed = (column, value)`` holds one coefficient fixed (a profile), ``sigma``
+    holds the spread fixed. Returns ``(loglik, beta, sigma)``."""
+    minimize = _scipy()[1]
     k = design.shape[1]
     free = [j for j in range(k) if fixed is None or j != fixed[0]]
     mid = np.where(np.isfinite(hi), (lo + np.where(np.isfinite(hi), hi, 0)) / 2, lo)
@@ -392,14 +401,18 @@ def _fit(design, lo, hi, fixed=None):
     resid = mid - offset - design[:, free] @ start
     theta0 = np.append(start, math.log(max(float(np.std(resid)), 0.05)))
     x_free = design[:, free]
+    if sigma is not None:
+        theta0[-1] = math.log(sigma)
 
     def nll(theta):
         ll, d_mu, d_log_sigma = _interval_loglik(offset + x_free @ theta[:-1],
                                                  math.exp(theta[-1]), lo, hi)
-        return -ll, -np.append(x_free.T @ d_mu, d_log_sigma)
+        return -ll, -np.append(x_free.T @ d_mu, 0.0 if sigma is not None else d_log_sigma)
 
     best = minimize(nll, theta0, jac=True, method="BFGS", options={"gtol": 1e-8})
-    if not best.success:  # BFGS can stop at a flat tail of a censored likelihood: polish
+    # BFGS can stop early at a flat tail of a censored likelihood: polish unless the gradient
+    # already vanishes (it also reports failure when rounding stops it at the optimum)
+    if not best.success and np.abs(best.jac).max() > 1e-5:
         best = minimize(lambda t: nll(t)[0], best.x, method="Nelder-Mead",
                         options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000})
     beta = np.zeros(k)
@@ -409,21 +422,22 @@ def _fit(design, lo, hi, fixed=None):
     return -float(best.fun), beta, math.exp(best.x[-1])
 
 
-def censored_power_law(observations, level: float = 0.95, null: float | None = None) -> dict:
+def censored_power_law(observations, level: float = 0.95, null: float | None = None,
+                       local_intervals: bool = True) -> dict:
     """Fit ``log tau = a + b log x + sigma Z`` by maximum likelihood to interval-censored times
     (``observations``: dicts ``{"x", "seed", "lower", "upper"}``, ``upper`` None = beyond the
     budget), the log-normal accelerated-failure-time model of lifelines'
     ``LogNormalAFTFitter.fit_interval_censoring``, written once here and tested against it.
 
     Returns ``{"slope", "intercept", "sigma", "interval"`` (profile-likelihood, at ``level``;
-    an end is None where the data do not bound the slope),
-    ``"p"`` (likelihood-ratio test of ``slope = null``; None without ``null``),
-    ``"lack_of_fit_p"`` (LR test of a quadratic term in log x), ``"lack_of_fit_factor_p"`` (LR
-    test of x as a factor), ``"curvature"`` (the quadratic term's coefficient, on log x
-    centred), ``"local_slopes"`` (between neighbouring x, from the factor model's
-    means of log tau), ``"runs"``, ``"censored"}``."""
+    an end is None where the data do not bound the slope), ``"p"`` (likelihood-ratio test of
+    ``slope = null``; None without ``null``), ``"lack_of_fit_p"`` (likelihood-ratio test of a
+    quadratic term in log x, centred), ``"curvature"`` (that term's coefficient),
+    ``"local_slopes"`` (between neighbouring x: ``{"x0", "x1", "slope", "interval"}``, from one
+    mean of log tau per x at the line's spread; ``"interval"`` None unless
+    ``local_intervals``), ``"loglik"``, ``"runs"``, ``"censored"}``.
+    """
     from scipy import stats
-    from scipy.optimize import brentq
 
     obs = list(observations)
     xs = sorted({o["x"] for o in obs})
@@ -438,36 +452,49 @@ def censored_power_law(observations, level: float = 0.95, null: float | None = N
     line = np.column_stack([np.ones_like(u), u])
     ll, beta, sigma = _fit(line, lo, hi)
     crit = stats.chi2.ppf(level, 1)
-
-    def deficit(b):
-        return 2 * (ll - _fit(line, lo, hi, fixed=(1, b))[0]) - crit
-
-    bounds = []
-    for sign in (-1, 1):  # walk out until the profile falls below the cut, then bisect
-        far = beta[1] + sign * 0.25
-        while deficit(far) < 0 and abs(far - beta[1]) < 100:
-            far = beta[1] + 2 * (far - beta[1])
-        inside = deficit(far) < 0  # the data do not bound the slope on this side
-        bounds.append(None if inside else float(brentq(deficit, *sorted((beta[1], far)),
-                                                       xtol=1e-5)))
     p_null = None if null is None else censored_slope_p(obs, null, ll)
     out = {"slope": float(beta[1]), "intercept": float(beta[0]), "sigma": sigma,
-           "interval": bounds, "p": p_null, "loglik": ll, "runs": len(obs),
-           "censored": sum(o["upper"] is None for o in obs),
-           "lack_of_fit_p": None, "lack_of_fit_factor_p": None, "curvature": None,
-           "local_slopes": []}
+           "interval": _profile_bounds(line, lo, hi, 1, beta[1], ll, crit), "p": p_null,
+           "loglik": ll, "runs": len(obs), "censored": sum(o["upper"] is None for o in obs),
+           "lack_of_fit_p": None, "curvature": None, "local_slopes": []}
     if len(xs) >= 3:
         quad = np.column_stack([line, (u - centre) ** 2])
         ll_q, beta_q, _ = _fit(quad, lo, hi)
         out["lack_of_fit_p"] = float(stats.chi2.sf(max(0.0, 2 * (ll_q - ll)), 1))
         out["curvature"] = float(beta_q[2])
-    factor = np.column_stack([[o["x"] == x for o in obs] for x in xs]).astype(float)
-    ll_f, means, _ = _fit(factor, lo, hi)
-    if len(xs) >= 3:
-        out["lack_of_fit_factor_p"] = float(stats.chi2.sf(max(0.0, 2 * (ll_f - ll)), len(xs) - 2))
-    out["local_slopes"] = [{"x0": x0, "x1": x1, "slope": float((m1 - m0) / math.log(x1 / x0))}
-                           for x0, x1, m0, m1 in zip(xs, xs[1:], means, means[1:])]
+    # each local slope: the difference of the mean log tau at two neighbouring x, in a model
+    # with one mean per x and the line's spread (a free spread would collapse to 0 when all
+    # runs at an x share one bracket), with its profile-likelihood interval
+    groups = np.column_stack([[o["x"] == x for o in obs] for x in xs]).astype(float)
+    for j, (x0, x1) in enumerate(zip(xs, xs[1:])):
+        design = groups.copy()
+        design[:, j] += groups[:, j + 1]  # column j: the mean at x0; column j + 1: the step
+        ll_j, coef, _ = _fit(design, lo, hi, sigma=sigma)
+        scale = math.log(x1 / x0)
+        entry = {"x0": x0, "x1": x1, "slope": float(coef[j + 1] / scale), "interval": None}
+        if local_intervals:
+            ends = _profile_bounds(design, lo, hi, j + 1, coef[j + 1], ll_j, crit, sigma=sigma)
+            entry["interval"] = [None if e is None else e / scale for e in ends]
+        out["local_slopes"].append(entry)
     return out
+
+
+def _profile_bounds(design, lo, hi, col, estimate, loglik, crit, sigma=None):
+    """The profile-likelihood interval of coefficient ``col``: where twice the drop of the
+    log-likelihood from ``loglik`` reaches ``crit``; an end is None where it never does."""
+    from scipy.optimize import brentq
+
+    def deficit(b):
+        return 2 * (loglik - _fit(design, lo, hi, fixed=(col, b), sigma=sigma)[0]) - crit
+
+    bounds = []
+    for sign in (-1, 1):  # walk out until the profile falls below the cut, then bisect
+        near, far = estimate, estimate + sign * 0.5
+        while (gap := deficit(far)) < 0 and abs(far - estimate) < 100:
+            near, far = far, estimate + 2 * (far - estimate)
+        bounds.append(None if gap < 0 else float(brentq(deficit, *sorted((near, far)),
+                                                        xtol=1e-4)))
+    return bounds
 
 
 def censored_slope_p(observations, null: float, loglik: float | None = None) -> float:
