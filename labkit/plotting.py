@@ -185,6 +185,13 @@ def figure_alt(fig) -> str:
     """
     title = fig.get_suptitle() or "; ".join(
         text for ax in fig.axes for text in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if text)
+    return _plain_text(title)
+
+
+def _plain_text(title: str) -> str:
+    """A matplotlib title as a screen reader should read it: mathtext without ``$``, ``\\`` or
+    braces (``$\\alpha\\sigma_t^{2}$`` -> ``alpha sigma_t^2``). The one rule for every alt
+    text (figures here, widget frames in :mod:`labkit.widgets`)."""
     text = re.sub(r"\\([A-Za-z]+)", r" \1", title.replace("$", ""))
     return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
 

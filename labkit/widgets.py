@@ -41,7 +41,6 @@ import inspect
 import io
 import itertools
 import math
-import re
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 
@@ -132,12 +131,6 @@ def _label(value) -> str:
     return str(value)
 
 
-def _plain(title: str) -> str:
-    """A matplotlib title as a screen reader should read it: mathtext without ``$``, ``\\`` or braces."""
-    text = re.sub(r"\\([A-Za-z]+)", r"\1", title.replace("$", ""))
-    return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
-
-
 def _render_name(render) -> str:
     while isinstance(render, functools.partial):
         render = render.func
@@ -152,10 +145,10 @@ def alt_text(fig: Figure, params: dict, name: str = "figure", title: str | None 
     with none of these, ``name`` (e.g. the render function's). For example
     ``"t = 0.05, n = 20: Loss-Gap_t = 0.031"`` or ``"render_fields at t = 0.05, n = 20"``.
     """
+    from .plotting import _plain_text, figure_alt  # one rule for every alt text
+
     values = ", ".join(f"{key} = {_label(value)}" for key, value in params.items())
-    title = title or fig.get_suptitle() or "; ".join(
-        text for ax in fig.axes for text in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if text)
-    title = _plain(title)
+    title = _plain_text(title) if title else figure_alt(fig)
     return f"{values}: {title}" if title else f"{name} at {values}"
 
 

@@ -329,3 +329,16 @@ def test_sliders_have_their_name_as_label_and_tooltip():
     assert [(c.description, c.tooltip) for c in panel.controls.values()] == [("t", "t"), ("samples", "samples")]
     assert {c.style.description_width for c in panel.controls.values()} == {"9ch"}  # "samples" fits
     assert "aria-labelledby" in SLIDER_NAMES_JS and ".noUi-handle" in SLIDER_NAMES_JS  # used by the book
+
+
+def test_a_frame_and_a_saved_figure_describe_the_same_title_alike():
+    import matplotlib.figure
+
+    from labkit.plotting import figure_alt
+    from labkit.widgets import alt_text
+
+    fig = matplotlib.figure.Figure()
+    fig.suptitle(r"$\alpha\sigma_t^{2}$ falls as $\Delta$ grows")
+    assert figure_alt(fig) == "alpha sigma_t^2 falls as Delta grows"
+    assert alt_text(fig, {"t": 0.1}) == "t = 0.1: " + figure_alt(fig)
+    assert alt_text(fig, {"t": 0.1}, title=fig.get_suptitle()) == "t = 0.1: " + figure_alt(fig)
