@@ -70,8 +70,9 @@ class Claim:
     """One conclusion and how it is computed (see the module docstring for the rules).
 
     ``a`` and ``b``: the two arms as config filters (a paired claim), or the runs of a law
-    (``a``) and of the law it is compared with (``b``); ``metric``: a row's key (a curve's last
-    value, or ``"key@i"`` for its i-th), ``"tau_mem"`` / ``"tau_gen"`` for a law;
+    (``a``) and of the law it is compared with (``b``), or the rows a label claim reads
+    (``a``); ``metric``: a row's key (a curve's last value, or ``"key@i"`` for its i-th),
+    ``"tau_mem"`` / ``"tau_gen"`` for a law;
     ``direction``: the sign the statement asserts (of ``a - b``, of ``slope - null``, of the
     curvature); ``check``: a label claim's test, ``check(rows, mem_margin, ll_margin) -> dict``
     with a boolean ``"holds"``."""
@@ -236,11 +237,14 @@ CLAIMS: tuple[Claim, ...] = (
     # -- notebook 02, the generalizing window (labels with declared margins)
     Claim("window_d8_none", "At d = 8 (width 256, n = 16 to 64) no run has a generalizing "
           "window: memorization starts before the samples reach the quality of fresh draws.",
-          "02", _S, "label", "training_time", "label", check=_window_d8_small_n),
+          "02", _S, "label", "training_time", "label", {"mixture": "paper", "width": 256},
+          check=_window_d8_small_n),
     Claim("window_d8_n128", "At d = 8, n = 128 (width 256) every run has a generalizing window.",
-          "02", _S, "label", "training_time", "label", check=_window_d8_n128),
+          "02", _S, "label", "training_time", "label", {"mixture": "paper", "width": 256, "n": 128},
+          check=_window_d8_n128),
     Claim("window_2d_every", "On the 2-D toy (width 256) every run has a generalizing window.",
-          "02", _S, "label", "training_time", "label", check=_window_2d),
+          "02", _S, "label", "training_time", "label", {"mixture": "gmm4", "width": 256},
+          check=_window_2d),
     # -- notebook 02, Fig. 2
     Claim("fig2_none_generalize_end", "At the end of training (n = 16, 32,000 steps) no width "
           "generalizes, in any seed.", "02", _S, "label", "fig2", "label",
@@ -480,6 +484,7 @@ def _law_compare(c: Claim, rows, cache) -> dict:
 
 
 def _label(c: Claim, rows) -> dict:
+    rows = [r for r in rows if all(r.get(k) == v for k, v in c.a.items())]
     table = stats.label_sensitivity(rows, c.check)
     declared = c.check(rows, stats.LABEL_MEM_MARGIN, stats.LABEL_LL_MARGIN)
     holds = [cell["value"]["holds"] for cell in table]
