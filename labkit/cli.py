@@ -11,9 +11,10 @@
 
 A result set is a small JSON file committed with the repository::
 
-    {"name": ..., "provenance": {"command", "commit", "labkit", "torch", "device", "date",
-     "wall_s", "threads"}, "point_fn": "module:function",
-     "rows": [{"config": {...every argument of point_fn...}, "result": {...}, "wall_s": s}, ...]}
+    {"name": ..., "provenance": {"command", "commit", "labkit", "torch", "device",
+     "date", "wall_s", "threads"}, "point_fn": "module:function",
+     "rows": [{"config": {...every argument of point_fn...}, "result": {...},
+               "wall_s": s}, ...]}
 
 ``results run`` writes the file atomically after every finished row, so an interrupted run
 loses at most the rows in flight, and a rerun computes only the rows the file lacks. Rows are

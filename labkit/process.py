@@ -51,10 +51,11 @@ def alpha_sigma(t) -> tuple[torch.Tensor, torch.Tensor]:
     Example: the signal and noise levels always satisfy ``alpha_t^2 + sigma_t^2 = 1``.
 
     >>> import torch
-    >>> alpha_t, sigma_t = alpha_sigma(torch.tensor([0.0, 1.0, 1e-8], dtype=torch.float64))
+    >>> t = torch.tensor([0.0, 1.0, 1e-8], dtype=torch.float64)
+    >>> alpha_t, sigma_t = alpha_sigma(t)
     >>> alpha_t ** 2 + sigma_t ** 2
     tensor([1., 1., 1.], dtype=torch.float64)
-    >>> print(f"{float(sigma_t[2]):.6g}")  # sigma_t ~ sqrt(t) at tiny t, with no cancellation
+    >>> print(f"{float(sigma_t[2]):.6g}")  # ~ sqrt(t) at tiny t, with no cancellation
     0.0001
     """
     t = _as_time(t)

@@ -3,9 +3,10 @@ read and verified (introduced in notebook 02; the commands are in :mod:`labkit.c
 
 A result set is a small JSON file::
 
-    {"name": ..., "purpose": ..., "provenance": {"command", "commit", "labkit", "torch",
-     "device", "threads", "date", "wall_s"}, "point_fn": "module:function",
-     "rows": [{"config": {...every argument of point_fn...}, "result": {...}, "wall_s": s}, ...]}
+    {"name": ..., "purpose": ..., "provenance": {"command", "commit", "labkit",
+     "torch", "device", "threads", "date", "wall_s"}, "point_fn": "module:function",
+     "rows": [{"config": {...every argument of point_fn...}, "result": {...},
+               "wall_s": s}, ...]}
 
 - :func:`run_results` computes a registered experiment (:data:`labkit.experiments.EXPERIMENTS`)
   row by row, rewriting the file atomically after every finished row: an interrupted run
