@@ -31,7 +31,7 @@ def _raw_rows(name):
     return [{**r["config"], **r["result"]} for r in data["rows"]]
 
 
-# --- the statistics against their oracles ------------------------------------------------------
+# --- the statistics against their oracles ---------------------------------------------------------
 
 @pytest.mark.parametrize("k", [2, 3, 5, 8])
 def test_sign_flip_p_is_scipys_exact_paired_permutation_test(k):
@@ -104,6 +104,12 @@ def test_censored_power_law_agrees_with_lifelines_on_simulated_censored_times():
     # the profile interval's ends are where the likelihood-ratio test of the slope has p = 0.05
     for end in (lo, hi):
         assert S.censored_slope_p(obs, end) == pytest.approx(0.05, abs=2e-3)
+    # a straight law: every local slope's interval holds its estimate, and the line's slope
+    assert [(o["x0"], o["x1"]) for o in fit["local_slopes"]] == [(16, 32), (32, 64), (64, 128)]
+    for local in fit["local_slopes"]:
+        a, b = local["interval"]
+        assert a < local["slope"] < b and a < fit["slope"] < b
+    assert fit["lack_of_fit_p"] > 0.05
 
 
 @pytest.mark.parametrize("where", [{"mixture": "gmm4", "width": 256},
@@ -124,7 +130,7 @@ def test_time_interval_brackets_the_crossing_without_interpolation():
         S.time_interval(steps, [0.3, 0.3, 0.3, 0.3], 0.1)
 
 
-# --- the labels ----------------------------------------------------------------------------------
+# --- the labels -----------------------------------------------------------------------------------
 
 def _row(excess, gap):
     return {"memorization": [0.1 + excess], "null_memorization": 0.1,
@@ -153,7 +159,7 @@ def test_label_sensitivity_reads_every_pair_of_margins():
     assert {t["value"] for t in table} == {"memorizing", "generalizing", "-"}
 
 
-# --- results/claims.json against its rows ----------------------------------------------------------
+# --- results/claims.json against its rows ---------------------------------------------------------
 
 def test_claims_json_recomputes_from_the_rows(stored, computed):
     assert C.compare_claims(stored, computed) == []
@@ -178,7 +184,8 @@ def _arm_rows():
             out.append({**arm, "seed": r["seed"], "method": method})
         for method, entries in r["sweep"].items():
             out += [{**e, "seed": r["seed"], "method": method} for e in entries]
-        out.append({"seed": r["seed"], "method": "base", "probe_memorization": r["probe_memorization"],
+        out.append({"seed": r["seed"], "method": "base",
+                    "probe_memorization": r["probe_memorization"],
                     "null_memorization": r["null_memorization"]})
     return out
 
@@ -276,7 +283,7 @@ def test_claim_checks_its_declaration():
         C.Claim("x", "s", "02", "primary", "label", "fig2", "label")
 
 
-# --- the notebooks: conclusions within their verdicts ----------------------------------------------
+# --- the notebooks: conclusions within their verdicts ---------------------------------------------
 
 def _notebook(tmp_path, text):
     path = tmp_path / "nb.ipynb"
