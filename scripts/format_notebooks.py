@@ -6,7 +6,9 @@ values put in parentheses), but leaves comments as they are. So, before it runs 
 this script moves a trailing comment that makes its line too long onto its own line above the
 code (when the code alone fits), and rewraps a block of comment lines that has a line over 88
 characters. ``--check`` names each cell that this script would change and each line still over
-88 characters (a dict key or a URL that cannot be split), by notebook, cell and line.
+88 characters (a dict key or a URL that cannot be split), by notebook, cell and line, and
+each printed output line over 88 characters (which only a change to what the cell prints
+fixes).
 Exercise cells are left alone (see ``exercise_cells``); the check names their long lines too.
 tests/test_layout.py runs the check. Black's version is pinned in pyproject.toml: its preview
 style changes between releases.
@@ -192,6 +194,27 @@ def problems(paths: list[Path]) -> list[str]:
     return found
 
 
+def long_outputs(paths: list[Path]) -> list[str]:
+    """``"<notebook>: cell N: output line K has X characters"`` for each line of printed text
+    (streams, and plain text where the output has no richer form) over ``WIDTH``: the book
+    shows it in a box as wide as the code's, so it scrolls sideways. Only a change to what
+    the cell prints (and running it) fixes one; tables can be displayed as Markdown instead."""
+    found = []
+    for path in paths:
+        for n, cell in enumerate(nbformat.read(path, as_version=4).cells, start=1):
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                if output.get("output_type") == "stream":
+                    text = output.get("text", "")
+                elif set(data) == {"text/plain"}:
+                    text = data["text/plain"]
+                else:
+                    continue  # a figure, a widget, HTML or Markdown: not a text box
+                found += [f"{path}: cell {n}: output line {k} has {len(line)} characters (> {WIDTH})"
+                          for k, line in enumerate(text.splitlines(), start=1) if len(line) > WIDTH]
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
@@ -205,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         format_notebooks(paths)
     found = problems(paths)
     print("\n".join(found) or f"{len(paths)} notebook(s): every code line fits {WIDTH} columns")
-    return 1 if found else 0
+    outputs = long_outputs(paths)
+    print("\n".join(outputs) or f"{len(paths)} notebook(s): every printed line fits {WIDTH} columns")
+    return 1 if found or outputs else 0
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Two checks, one on the sources and one in the browser.
 
-- The notebooks' code cells are what ``make format`` makes of them (``ruff format`` at 88
-  columns, comments wrapped), and no line of any code cell is longer than 88 characters:
-  ``scripts/format_notebooks.py --check`` names each notebook and cell that is not.
+- The notebooks' code cells are what ``make format`` makes of them (Black at 88 columns,
+  comments wrapped), no line of any code cell is longer than 88 characters, and no printed
+  output line is either: ``scripts/format_notebooks.py --check`` names each notebook and cell
+  that is not.
 - Every page of the built book (the ``book_site`` fixture of ``tests/conftest.py``, or
   ``$LABKIT_BOOK_SITE``) is opened in headless Chromium at 1366 x 900, with every fold opened
   (hidden drawing code, solutions), once MathJax has typeset it. A code cell, a cell output,
@@ -67,13 +68,15 @@ def notebook(tmp_path: Path, source: str) -> Path:
 
 
 def test_format_check_names_the_cells_that_do_not_fit(tmp_path):
-    """The guard first: unformatted code, a long comment and a long string fail, by cell."""
+    """The guard first: unformatted code, a long comment and an unsplittable line fail, by cell."""
     path = notebook(tmp_path, "x = {'a':1}\n")
     assert format_notebooks.problems([path]) == [f"{path}: cell 2: not formatted (run `make format`)"]
     path = notebook(tmp_path, "# " + " ".join(["word"] * 20) + "\nx = 1\n")
-    assert format_notebooks.problems([path]) == [f"{path}: cell 2: line 1 has 101 characters (> 88)"]
-    path = notebook(tmp_path, 'print("' + "a" * 90 + '")\n')
-    assert any("line 1 has 99 characters" in p for p in format_notebooks.problems([path]))
+    assert format_notebooks.problems([path]) == [f"{path}: cell 2: not formatted (run `make format`)",
+                                                 f"{path}: cell 2: line 1 has 101 characters (> 88)"]
+    key = " ".join(["a dictionary key that no formatter splits"] * 2)
+    path = notebook(tmp_path, f'x = {{\n    "{key}": (\n        1\n    ),\n}}\n')
+    assert format_notebooks.problems([path]) == [f"{path}: cell 2: line 2 has 92 characters (> 88)"]
     path = notebook(tmp_path, 'x = {"a": 1}\nprint(x)\n')
     assert format_notebooks.problems([path]) == []
 
@@ -94,6 +97,28 @@ def test_notebook_code_fits_88_columns():
     found = format_notebooks.problems(NOTEBOOKS)
     assert not found, ("notebook code that does not fit 88 columns (run `make format`, then split "
                        "long strings by hand):\n" + "\n".join(found))
+
+
+def test_output_check_names_printed_lines_that_do_not_fit(tmp_path):
+    """The guard first: a long printed line is named; a figure's or a widget's text is not."""
+    path = notebook(tmp_path, "print('x' * 100)")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 100 + "\nshort\n"),
+                           nbformat.v4.new_output("display_data", data={"text/plain": "y" * 200,
+                                                                        "image/png": ""})]
+    nbformat.write(nb, path)
+    assert format_notebooks.long_outputs([path]) == [
+        f"{path}: cell 2: output line 1 has 100 characters (> 88)"]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 88)]
+    nbformat.write(nb, path)
+    assert format_notebooks.long_outputs([path]) == []
+
+
+def test_notebook_outputs_fit_88_columns():
+    """No printed line of any notebook is over 88 characters (the book's text column)."""
+    found = format_notebooks.long_outputs(NOTEBOOKS)
+    assert not found, ("printed lines that do not fit 88 columns (change what the cell prints, "
+                       "or display a table as Markdown, and run the notebook):\n" + "\n".join(found))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +189,9 @@ document.querySelectorAll('button.toggle-button').forEach(b => {
   if (b.getAttribute('aria-expanded') === 'false') b.click(); });
 const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
 const column = article.getBoundingClientRect();
-const KINDS = [
-  ['code', 'div.cell_input pre, div.highlight pre'],
+const KINDS = [  // outputs first: a printed result is a highlighted block inside the cell output
   ['output', 'div.cell_output pre, div.cell_output .output, div.cell_output .text_html, div.cell_output img'],
+  ['code', 'div.cell_input pre, div.highlight pre'],
   ['equation', 'mjx-container[display="true"], div.math'],
   ['table', 'table'],
 ];
@@ -189,7 +214,7 @@ for (const [kind, selector] of KINDS) {
     if (!culprit || seen.has(culprit)) continue;
     seen.add(culprit);
     const text = (el.innerText || el.textContent || el.getAttribute('src') || '').trim().replace(/\\s+/g, ' ');
-    found.push(`${kind} "${text.slice(0, 60)}": ${why}`);
+    found.push(`${kind} "${Array.from(text).slice(0, 60).join('')}": ${why}`);  // whole code points
   }
 }
 const doc = document.documentElement;
