@@ -27,8 +27,8 @@ from .dit import DDPMTime, DiT, train_dit, with_heads
 from .train import _FROM_CONFIG, TrainConfig, dsm_noise_loss, train_config
 
 __all__ = [
-    "masked_heads", "head_importance", "magnitude_importance", "random_importance", "select_heads",
-    "prune_heads", "fine_tune",
+    "masked_heads", "head_importance", "magnitude_importance", "random_importance", "IMPORTANCE",
+    "importance", "select_heads", "prune_heads", "fine_tune",
 ]
 
 def _attention(model: DiT) -> list:
@@ -156,6 +156,40 @@ def random_importance(model: DiT, generator: torch.Generator | None = None) -> t
     """Random baseline: i.i.d. uniform scores, so :func:`select_heads` picks random heads. (L, H)."""
     _checks.generator(generator)
     return _per_layer(model, [torch.rand(attn.num_heads, generator=generator) for attn in _attention(model)])
+
+
+def _small_t(model: DiT, images, batches: int, batch_size: int, generator) -> torch.Tensor:
+    return head_importance(model, images, time_dist="small", batches=batches, batch_size=batch_size,
+                           generator=generator)
+
+
+def _uniform_t(model: DiT, images, batches: int, batch_size: int, generator) -> torch.Tensor:
+    return head_importance(model, images, time_dist="uniform", batches=batches, batch_size=batch_size,
+                           generator=generator)
+
+
+def _magnitude(model: DiT, images, batches: int, batch_size: int, generator) -> torch.Tensor:
+    return magnitude_importance(model)
+
+
+def _random(model: DiT, images, batches: int, batch_size: int, generator) -> torch.Tensor:
+    return random_importance(model, generator)
+
+
+# The registry of head-importance methods, each ``method(model, images, batches, batch_size,
+# generator) -> (L, H)``: Algorithm 2 at small or uniform times, and the two baselines.
+IMPORTANCE = {"small-t": _small_t, "uniform-t": _uniform_t, "magnitude": _magnitude, "random": _random}
+
+
+def importance(method: str, model: DiT, images: torch.Tensor | None = None, *, batches: int = 16,
+               batch_size: int = 64, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Head scores (L, H) by a method of :data:`IMPORTANCE`: ``"small-t"`` / ``"uniform-t"``
+    (:func:`head_importance` on ``images`` at small or uniform times), ``"magnitude"``
+    (:func:`magnitude_importance`) or ``"random"`` (:func:`random_importance`)."""
+    _checks.choice(method, "method", tuple(IMPORTANCE))
+    if method in ("small-t", "uniform-t") and images is None:
+        raise ValueError(f"method {method!r} scores heads on data: pass images (n, C, H, W)")
+    return IMPORTANCE[method](model, images, batches, batch_size, generator)
 
 
 def select_heads(importance: torch.Tensor, ratio: float) -> dict[int, list[int]]:

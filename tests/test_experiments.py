@@ -293,3 +293,12 @@ def test_training_time_study_in_one_call():
         experiments.training_time_study("moons", seeds=[0], **TINY)
     with pytest.raises(ValueError, match="seeds"):
         experiments.training_time_study(cloud, seeds=3, **TINY)
+
+
+def test_table1_arms_are_one_registry():
+    from labkit.pruning import IMPORTANCE
+
+    assert experiments.METHODS == tuple(experiments.ARMS)
+    assert all(arm.importance is None or arm.importance in IMPORTANCE for arm in experiments.ARMS.values())
+    assert [m for m, a in experiments.ARMS.items() if not a.fine_tune] == ["original"]
+    assert [m for m, a in experiments.ARMS.items() if a.per_seed] == ["random"]

@@ -190,3 +190,23 @@ def test_baselines():
     assert select_heads(magnitude, 1 / 12) == {1: [2]}
     r1, r2 = random_importance(model, _gen(4)), random_importance(model, _gen(4))
     assert torch.equal(r1, r2) and not torch.equal(r1, random_importance(model, _gen(5)))
+
+
+def test_the_importance_registry_calls_each_method():
+    from labkit.dit import PRESETS, DiT
+    from labkit.pruning import IMPORTANCE, importance
+
+    model = DiT(PRESETS["tiny"], generator=torch.Generator().manual_seed(0))
+    images = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert set(IMPORTANCE) == {"small-t", "uniform-t", "magnitude", "random"}
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    for method, time_dist in (("small-t", "small"), ("uniform-t", "uniform")):
+        torch.testing.assert_close(importance(method, model, images, batches=2, batch_size=4, generator=g()),
+                                   head_importance(model, images, time_dist=time_dist, batches=2, batch_size=4,
+                                                   generator=g()))
+    torch.testing.assert_close(importance("magnitude", model), magnitude_importance(model))
+    torch.testing.assert_close(importance("random", model, generator=g()), random_importance(model, g()))
+    with pytest.raises(ValueError, match="method must be one of"):
+        importance("gradient", model, images)
+    with pytest.raises(ValueError, match="pass images"):
+        importance("small-t", model)

@@ -14,13 +14,12 @@ import torch
 
 from .. import _checks
 from ..dit import PRESETS, DiT, load_dit, sample_images, save_dit, train_dit
-from ..pruning import (fine_tune, head_importance, magnitude_importance, prune_heads, random_importance,
-                       select_heads)
+from ..pruning import fine_tune, importance, prune_heads, select_heads
 from ..store import write_json
 from ..train import TrainConfig, save_atomically
 from .mixtures import eval_steps
 
-__all__ = ["PAPER_TABLE1", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances",
+__all__ = ["PAPER_TABLE1", "Arm", "ARMS", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances",
            "pruned_arm", "run_protocol", "summarize", "format_table", "TABLE1_RATIOS", "table1_seed"]
 
 
@@ -33,8 +32,30 @@ PAPER_TABLE1 = {
     "small-t importance": {"precision": (0.33, 0.02), "recall": (0.12, 0.01), "memorization": (68.58, 0.77), "fd": (15.07, 0.33)},
     "random": {"precision": (0.30, 0.02), "recall": (0.09, 0.01), "memorization": (66.87, 0.94), "fd": (17.14, 0.25)},
 }
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the protocol: the head-importance method that prunes it (a key of
+    :data:`labkit.pruning.IMPORTANCE`; None: nothing pruned), whether that method draws anew
+    for each seed (the random baseline) or scores the base model once, and whether the arm is
+    fine-tuned."""
+
+    importance: str | None
+    per_seed: bool = False
+    fine_tune: bool = True
+
+
 # The protocol's arms: the paper's three plus a fine-tuned-but-unpruned control and two criteria.
-METHODS = ("original", "fine-tuned control", "small-t importance", "uniform-t importance", "random", "magnitude")
+ARMS = {
+    "original": Arm(None, fine_tune=False),
+    "fine-tuned control": Arm(None),
+    "small-t importance": Arm("small-t"),
+    "uniform-t importance": Arm("uniform-t"),
+    "random": Arm("random", per_seed=True),
+    "magnitude": Arm("magnitude"),
+}
+METHODS = tuple(ARMS)
 
 
 
@@ -130,17 +151,14 @@ def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(),
 
 
 def importances(model: DiT, data, protocol: Protocol) -> dict[str, torch.Tensor]:
-    """The four head scores of the protocol, (L, H) each: small-t and uniform-t Algorithm 2,
-    weight magnitude, and (per seed, in :func:`pruned_arm`) random."""
-    common = dict(batches=protocol.importance_batches, batch_size=protocol.batch_size)
+    """The head scores (L, H) of every arm that scores the base model once (small-t and
+    uniform-t Algorithm 2, weight magnitude), by arm name; the random arm draws its own per
+    seed in :func:`pruned_arm`."""
     device = next(model.parameters()).device
-    return {
-        "small-t importance": head_importance(model, data.train.to(device), time_dist="small",
-                                              generator=torch.Generator(device=device).manual_seed(2), **common),
-        "uniform-t importance": head_importance(model, data.train.to(device), time_dist="uniform",
-                                                generator=torch.Generator(device=device).manual_seed(2), **common),
-        "magnitude": magnitude_importance(model),
-    }
+    return {name: importance(arm.importance, model, data.train.to(device), batches=protocol.importance_batches,
+                             batch_size=protocol.batch_size,
+                             generator=torch.Generator(device=device).manual_seed(2))
+            for name, arm in ARMS.items() if arm.importance is not None and not arm.per_seed}
 
 
 def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, classifier, out_dir, *,
@@ -162,14 +180,15 @@ def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, clas
         return json.loads(path.read_text())
     device = next(base.parameters()).device
     model, heads = copy.deepcopy(base).requires_grad_(True), {}
-    if method not in ("original", "fine-tuned control") and ratio > 0:
-        if method == "random":
-            score = random_importance(base, torch.Generator().manual_seed(1000 + seed))
+    arm = ARMS[method]
+    if arm.importance is not None and ratio > 0:
+        if arm.per_seed:
+            score = importance(arm.importance, base, generator=torch.Generator().manual_seed(1000 + seed))
         else:
             score = (scores or importances(base, data, protocol))[method]
         heads = select_heads(score, ratio)
         model = prune_heads(base, heads)
-    if method != "original":
+    if arm.fine_tune:
         fine_tune(model, data.train.to(device), protocol.fine_tuning(),
                   generator=torch.Generator(device=device).manual_seed(3000 + seed))
     samples = sample_images(model, protocol.num_samples, steps=protocol.sample_steps,
