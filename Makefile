@@ -104,7 +104,7 @@ grade: venv
 book-student: exercises assets
 	$(PY) -c "from course.book import stage_student_book as s; s('build/student', 'build/book-student')"
 	LABKIT_CHECKOUT=$(CURDIR) $(VENV)/bin/sphinx-build -b html $(SPHINXOPTS) \
-	  -d .cache/book-student-doctrees build/book-student site-student
+	  -d .cache/book-student-doctrees build/book-student/docs site-student
 	cp build/student/[0-9][0-9]_*.ipynb site-student/_sources/notebooks/
 	$(PY) scripts/check_links.py site-student
 	$(PY) -m course check-book site-student

@@ -2,7 +2,7 @@
 
     python -m course exercises [NOTEBOOKS_DIR] [OUT]        # make exercises
     python -m course grade AUTOGRADER.zip SUBMISSIONS/ [--out DIR] [--instructor NB]
-    python -m course times [NOTEBOOKS_DIR]                  # a markdown table
+    python -m course times [NOTEBOOKS_DIR] [--write PAGE]   # student time, from reading
     python -m course check-book SITE [NOTEBOOKS_DIR]        # fails on any solution line
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import nbformat
 
 
 def main(argv=None) -> None:
@@ -28,6 +26,7 @@ def main(argv=None) -> None:
     gr.add_argument("--timeout", type=float, default=1800)
     tm = sub.add_parser("times", help="student time per notebook, from reading")
     tm.add_argument("notebooks", nargs="?", default="notebooks")
+    tm.add_argument("--write", metavar="PAGE", help="rewrite the marked block of PAGE instead")
     cb = sub.add_parser("check-book", help="fail if a built site shows any solution line")
     cb.add_argument("site")
     cb.add_argument("notebooks", nargs="?", default="notebooks")
@@ -54,14 +53,13 @@ def main(argv=None) -> None:
             raise SystemExit(f"{len(leaks)} solution lines in {args.site}:\n" + "\n".join(leaks[:20]))
         print(f"{args.site}: no solution line of {args.notebooks}/ appears")
     else:
-        from .reading import student_minutes
+        from .reading import times_block, write_times
 
-        print("| notebook | reading | code cells | exercises | total |")
-        print("|---|---|---|---|---|")
-        for path in sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb")):
-            t = student_minutes(nbformat.read(path, as_version=4))
-            print(f"| {path.stem} | {t['reading']:.0f} min | {t['code']:.0f} min | "
-                  f"{t['exercises']:.0f} min | {t['total']:.0f} min |")
+        notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
+        if args.write:
+            print(f"{args.write}: {'rewritten' if write_times(args.write, notebooks) else 'up to date'}")
+        else:
+            print(times_block(notebooks), end="")
 
 
 if __name__ == "__main__":

@@ -57,14 +57,18 @@ def student_page(student, instructor):
 
 def stage_student_book(student_dir: str | Path, out: str | Path,
                        notebooks: str | Path = ROOT / "notebooks") -> Path:
-    """Copy ``docs/`` to ``out`` and write the student pages into ``out/notebooks``; returns
-    ``out``. student_dir: ``make exercises``' ``build/student``."""
+    """Copy ``docs/`` to ``out/docs``, write the student pages into ``out/docs/notebooks`` and
+    link ``out/figures`` to the checkout's figures (the pages refer to ``../figures``); returns
+    ``out/docs``, the Sphinx source folder. student_dir: ``make exercises``' ``build/student``."""
     student_dir, out = Path(student_dir), Path(out)
     found = sorted(student_dir.glob("[0-9][0-9]_*.ipynb"))
     if not found:
         raise ValueError(f"no student notebooks in {str(student_dir)!r}: run make exercises")
     if out.exists():
         shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / "figures").symlink_to(ROOT / "figures", target_is_directory=True)
+    out = out / "docs"
     shutil.copytree(ROOT / "docs", out, ignore=shutil.ignore_patterns("notebooks", "_build",
                                                                       "__pycache__"))
     (out / "notebooks").mkdir()
@@ -127,10 +131,22 @@ def _page_text(path: Path) -> str:
     return " ".join("".join(parser.parts).split())
 
 
+def _public_text(notebooks: Path) -> str:
+    """What the student edition may show: the instructor notebooks without their solutions
+    (lessons, prompts, given cells) and labkit's source (the book shows it)."""
+    parts = [p.read_text(encoding="utf-8") for p in (ROOT / "labkit").rglob("*.py")]
+    for path in sorted(notebooks.glob("[0-9][0-9]_*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if "solution" not in cell.metadata.get("tags", []):
+                parts.append(cell.source)
+    return " ".join(" ".join(parts).split())
+
+
 def solution_leaks(site: str | Path, notebooks: str | Path = ROOT / "notebooks") -> list[str]:
     """Every solution line (``solution_lines``) of the instructor notebooks that appears in a
-    built site: in a page's text, a downloadable notebook or a page source. Empty when the
-    site holds no solution."""
+    built site: in a page's text, a downloadable notebook or a page source. A line that the
+    lessons, the prompts or labkit's source also hold (``alpha_t, sigma_t = alpha_sigma(t)``)
+    gives nothing away and is not counted. Empty when the site holds no solution."""
     site = Path(site)
     if not (site / "index.html").is_file():
         raise ValueError(f"{str(site)!r} is not a built site (no index.html)")
@@ -143,9 +159,11 @@ def solution_leaks(site: str | Path, notebooks: str | Path = ROOT / "notebooks")
                     nb = nbformat.reads(raw, as_version=4)
                     raw = "\n".join(c.source for c in nb.cells)
                 texts[p] = " ".join(raw.split())
-    leaks = []
+    leaks, public = [], _public_text(Path(notebooks))
     for path in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):
         for line in solution_lines(nbformat.read(path, as_version=4)):
+            if line in public:
+                continue
             leaks += [f"{path.name}: {line!r} in {where.relative_to(site)}"
                       for where, text in texts.items() if line in text]
     return leaks

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["WORDS_PER_MINUTE", "MINUTES_PER_CODE_CELL", "MINUTES_PER_EXERCISE", "student_minutes"]
+__all__ = ["WORDS_PER_MINUTE", "MINUTES_PER_CODE_CELL", "MINUTES_PER_EXERCISE", "SHORT_PATH_02",
+           "student_minutes", "section_minutes", "times_block", "write_times"]
 
 WORDS_PER_MINUTE = 200
 MINUTES_PER_CODE_CELL = 1.0
@@ -47,3 +48,78 @@ def student_minutes(nb) -> dict[str, float]:
     code = code_cells * MINUTES_PER_CODE_CELL
     return {"reading": reading, "code": code, "exercises": exercises,
             "total": reading + code + exercises}
+
+
+def section_minutes(nb) -> list[tuple[str, float]]:
+    """(``## `` heading, minutes) for each section of notebook ``nb`` before its exercises, the
+    first cell's introduction under the notebook's title: prose at 200 words a minute plus one
+    minute per code cell, as ``student_minutes`` counts them."""
+    rows: list[tuple[str, float]] = []
+    title, minutes = None, 0.0
+    for cell in nb.cells:
+        tags = set(cell.metadata.get("tags", []))
+        if "exercises" in tags:
+            break
+        if cell.cell_type == "raw" or tags & _HIDDEN:
+            continue
+        heading = re.search(r"^#{1,2} (.+)$", cell.source, re.M) if cell.cell_type == "markdown" else None
+        if heading and (title is None or cell.source.lstrip().startswith("## ")):
+            if title is not None:
+                rows.append((title, minutes))
+            title, minutes = heading.group(1).strip(), 0.0
+        if cell.cell_type == "markdown":
+            minutes += len(_WORD.findall(cell.source)) / WORDS_PER_MINUTE
+        elif cell.cell_type == "code":
+            minutes += MINUTES_PER_CODE_CELL
+    if title is not None:
+        rows.append((title, minutes))
+    return rows
+
+
+# The sections of notebook 02 that a 90-minute class reads together (docs/course.md), by a
+# word of their titles; the rest is homework.
+SHORT_PATH_02 = ("By construction", "By measurement", "Fig. 3", "Lipschitz", "Conclusions",
+                 "What you learned")
+TIMES_MARK = re.compile(r"(<!-- student-time -->\n)(.*?)(<!-- /student-time -->)", re.S)
+
+
+def times_block(notebooks) -> str:
+    """The markdown that ``docs/course.md`` shows between ``<!-- student-time -->`` marks:
+    student time per notebook, then notebook 02's sections with the 90-minute path marked."""
+    import nbformat
+
+    lines = ["| notebook | reading | code cells | exercises | total |", "|---|---|---|---|---|"]
+    short = None
+    for path in sorted(notebooks):
+        nb = nbformat.read(path, as_version=4)
+        t = student_minutes(nb)
+        lines.append(f"| {path.stem[:2]} | {t['reading']:.0f} min | {t['code']:.0f} min | "
+                     f"{t['exercises']:.0f} min | about {5 * round(t['total'] / 5):.0f} min |")
+        if path.stem.startswith("02"):
+            short = section_minutes(nb)
+    if short:
+        lines += ["", "| notebook 02, section | reading and running | in the 90-minute path |",
+                  "|---|---|---|"]
+        total = 0.0
+        for i, (title, minutes) in enumerate(short):
+            chosen = i == 0 or any(word in title for word in SHORT_PATH_02)
+            total += minutes if chosen else 0.0
+            lines.append(f"| {title.replace('|', '/')} | {minutes:.0f} min | "
+                         f"{'yes' if chosen else 'homework'} |")
+        lines.append(f"| **the path** | **{total:.0f} min** | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_times(page, notebooks) -> bool:
+    """Rewrite the block between the marks of ``page`` (docs/course.md); returns whether it
+    changed. A page without the marks raises ValueError."""
+    from pathlib import Path
+
+    page = Path(page)
+    text = page.read_text(encoding="utf-8")
+    if not TIMES_MARK.search(text):
+        raise ValueError(f"{page}: no '<!-- student-time -->...<!-- /student-time -->' marks")
+    new = TIMES_MARK.sub(lambda m: m.group(1) + times_block(notebooks) + m.group(3), text, count=1)
+    if new != text:
+        page.write_text(new, encoding="utf-8")
+    return new != text

@@ -352,3 +352,94 @@ def test_runtime_line_is_generated_from_the_measured_runtime(tmp_path):
         found = RUNTIME_MARK.search(first.source)
         if found:
             assert found.group(2) == runtime_line(committed), f"{notebook.name}: run course.runtime.stamp_runtime"
+
+
+# --- the student edition of the book ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def student_site(editions, tmp_path_factory):
+    """The student book built as ``make book-student`` builds it, from this module's editions."""
+    from course.book import stage_student_book
+
+    student_dir = next(iter(editions.values()))["student"].parent
+    work = tmp_path_factory.mktemp("student-book")
+    docs = stage_student_book(student_dir, work / "src")
+    site = work / "site"
+    done = subprocess.run([str(Path(sys.executable).with_name("sphinx-build")), "-b", "html", "-q",
+                           "--keep-going", "-d", str(work / "doctrees"), str(docs), str(site)],
+                          env=dict(os.environ, LABKIT_CHECKOUT=str(ROOT)), capture_output=True,
+                          text=True, timeout=1800)
+    assert (site / "index.html").is_file(), done.stderr[-3000:]
+    for path in student_dir.glob("[0-9][0-9]_*.ipynb"):  # the download buttons' files
+        (site / "_sources" / "notebooks" / path.name).write_bytes(path.read_bytes())
+    return site, docs, done.stderr
+
+
+def test_solution_leaks_finds_a_solution_line_in_a_site(tmp_path):
+    from course.book import solution_leaks, solution_lines
+
+    secret = next(line for line in solution_lines(read(NOTEBOOKS[0])) if "tanh" in line)
+    (tmp_path / "index.html").write_text("<html><body><p>nothing</p></body></html>")
+    assert solution_leaks(tmp_path) == []
+    (tmp_path / "page.html").write_text(f"<pre><span>{secret[:10]}</span>{secret[10:]}</pre>")
+    assert len(solution_leaks(tmp_path)) == 1
+
+
+def test_student_book_holds_no_solution_and_serves_student_notebooks(student_site, editions):
+    from course.book import _page_text, solution_leaks
+
+    site, docs, log = student_site
+    assert solution_leaks(site) == []
+    pages = [line for line in log.splitlines() if "/notebooks/" in line]
+    assert not pages, "the student pages warn:\n" + "\n".join(pages)
+    for path in NOTEBOOKS:
+        served = site / "_sources" / "notebooks" / path.name
+        assert served.read_bytes() == editions[path.stem]["student"].read_bytes()
+        html = (site / "notebooks" / f"{path.stem}.html").read_text()
+        text = _page_text(site / "notebooks" / f"{path.stem}.html")
+        assert "{cite:" not in text and "Works cited" in text
+        assert 'grader.check("ex' not in text and "otter.Notebook(" not in text  # hidden plumbing
+        assert html.count("<img") >= 2, f"{path.stem}: the lesson's figures are missing"
+        page = read(docs / "notebooks" / path.name)
+        start = next(i for i, c in enumerate(page.cells) if "exercises" in c.metadata.get("tags", []))
+        assert not any(c.get("outputs") for c in page.cells[start:] if c.cell_type == "code")
+
+
+def test_course_guide_states_the_computed_student_times(tmp_path):
+    from course.reading import times_block, write_times
+
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    page = (ROOT / "docs" / "course.md").read_text()
+    assert times_block(notebooks) in page, "run: python -m course times --write docs/course.md"
+    stale = tmp_path / "course.md"
+    stale.write_text("<!-- student-time -->\n| typed | 5 min |\n<!-- /student-time -->\n")
+    assert write_times(stale, notebooks) and not write_times(stale, notebooks)
+    assert "typed" not in stale.read_text() and "the path" in stale.read_text()
+
+
+def test_a_folder_of_submissions_grades_into_one_table(editions, tmp_path, monkeypatch):
+    import csv
+
+    from course.grading import grade_folder
+
+    monkeypatch.setenv("LABKIT_FAST", "1")
+    paths = editions["00_primer"]
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    solved = exercise_part(read(paths["autograder"]))
+    blank = exercise_part(read(paths["student"]))
+    answer = next(c for c in blank.cells if c.metadata.get("course", {}).get("question"))
+    answer.source = "D tends to sign(x): the sampler ends on a training point."
+    nbformat.write(solved, folder / "ada.ipynb")
+    nbformat.write(blank, folder / "bob.ipynb")
+    (folder / "notes.txt").write_text("not a submission")
+    scores = grade_folder(paths["zip"], folder, tmp_path / "grades", instructor=NOTEBOOKS[0])
+    rows = list(csv.DictReader(scores.open()))
+    assert [r["submission"] for r in rows] == ["ada.ipynb", "bob.ipynb"]
+    assert rows[0]["total"] == rows[0]["max"] == "6.0" and rows[1]["total"] == "0.0"
+    assert not rows[0]["error"] and {"ex00_denoiser", "ex00_threshold"} <= set(rows[0])
+    written = (tmp_path / "grades" / "written.md").read_text()
+    assert "**Rubric" in written and "the sampler ends on a training point" in written
+    assert sum(1 for _ in csv.reader((tmp_path / "grades" / "written.csv").open())) == 1 + 2 * 3
+    with pytest.raises(ValueError, match="submissions"):
+        grade_folder(paths["zip"], tmp_path / "missing", tmp_path / "grades")
