@@ -251,6 +251,8 @@ def test_verdicts_follow_the_declared_rules(stored):
     for c in stored:
         if c["family"] == "primary" and len(c["seeds"]) < C.PRIMARY_MIN_SEEDS:
             assert c["verdict"] == "unresolved" and "awaits" in c["note"], c["id"]
+        assert c["awaits_seeds"] == (c["family"] == "primary"
+                                     and len(c["seeds"]) < C.PRIMARY_MIN_SEEDS)
         if c["kind"] == "paired" and c["verdict"] != "unresolved":
             assert c["p_adjusted"] < C.ALPHA and c["p_sign_flip"] < C.ALPHA, c["id"]
             assert (np.sign(c["estimate"]) == c["direction"]) == (c["verdict"] == "supported")

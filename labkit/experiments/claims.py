@@ -49,8 +49,8 @@ from . import stats
 from .registry import PRIMARY_SEEDS
 
 __all__ = ["ALPHA", "PRIMARY_MIN_SEEDS", "PHRASES", "Claim", "CLAIMS", "claim", "compute_claims",
-           "write_claims", "load_claims", "compare_claims", "claims_table", "sensitivity_table",
-           "notebook_problems", "check_notebook"]
+           "write_claims", "load_claims", "claims_by_id", "compare_claims", "claims_table",
+           "sensitivity_table", "notebook_problems", "check_notebook"]
 
 ALPHA = 0.05
 PRIMARY_MIN_SEEDS = len(PRIMARY_SEEDS)
@@ -529,8 +529,9 @@ def compute_claims(results_dir=None, claims=CLAIMS) -> list[dict]:
     """Every claim of ``claims`` computed from the committed rows (``results_dir``, default the
     repository's ``results/``), Holm-adjusted within each family: a list of JSON-ready dicts
     with ``id``, ``statement``, ``notebook``, ``family``, ``kind``, ``result_set``, ``metric``,
-    ``estimate``, ``interval``, ``p``, ``p_adjusted``, ``seeds``, ``verdict``, ``note`` and the
-    kind's own fields (see the module docstring)."""
+    ``estimate``, ``interval``, ``p``, ``p_adjusted``, ``seeds``, ``awaits_seeds`` (a primary
+    claim with fewer than :data:`PRIMARY_MIN_SEEDS`), ``verdict``, ``note`` and the kind's own
+    fields (see the module docstring)."""
     rows, laws, out = {}, {}, []
     for c in claims:
         if c.result_set not in rows:
@@ -553,6 +554,7 @@ def compute_claims(results_dir=None, claims=CLAIMS) -> list[dict]:
         for e, p in zip(members, stats.holm([e["p"] for e in members])):
             e["p_adjusted"] = p
     for c, e in zip(claims, out):
+        e["awaits_seeds"] = c.family == "primary" and len(e["seeds"]) < PRIMARY_MIN_SEEDS
         e["verdict"], e["note"] = _verdict(c, e)
     return out
 
@@ -578,6 +580,12 @@ def load_claims(path=None) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"claims file {str(path)!r} does not exist (make it with `labkit claims`)")
     return json.loads(path.read_text())["claims"]
+
+
+def claims_by_id(claims=None) -> dict:
+    """``{id: claim}`` of ``claims`` (default: ``results/claims.json``), for a notebook that
+    words its conclusions from their verdicts."""
+    return {c["id"]: c for c in (load_claims() if claims is None else claims)}
 
 
 def compare_claims(stored: list[dict], computed: list[dict], rtol: float = 1e-6,
