@@ -440,7 +440,8 @@ def _paired(c: Claim, rows) -> dict:
         return {**entry, "estimate": None, "interval": None, "p": None, "p_sign_flip": None}
     test = stats.paired_test([left[s] for s in seeds], [right[s] for s in seeds])
     p_t = test["p_t"] if math.isfinite(test["p_t"]) else None
-    return {**entry, "estimate": test["estimate"], "interval": test["interval"], "p": p_t,
+    interval = test["interval"] if len(seeds) > 1 else None  # one run: no interval
+    return {**entry, "estimate": test["estimate"], "interval": interval, "p": p_t,
             "p_sign_flip": test["p_sign_flip"]}
 
 
