@@ -309,6 +309,9 @@ def test_check_notebook_fails_on_a_sentence_that_outruns_its_verdict(tmp_path):
     hedged = _notebook(tmp_path, "<!-- claim: shown --> Whether wider nets memorize more is "
                                  "unresolved.")
     assert "shown is supported" in C.notebook_problems(hedged, claims)[0]
+    shared = _notebook(tmp_path, "<!-- claim: shown --> <!-- claim: open --> Wider nets memorize "
+                                 "more, and decay raises the likelihood.")
+    assert [p.split()[0] for p in C.notebook_problems(shared, claims)] == ["open"]
     unknown = _notebook(tmp_path, "<!-- claim: nowhere --> Something holds.")
     assert "no such claim" in C.notebook_problems(unknown, claims)[0]
 

@@ -660,11 +660,19 @@ _MARK = re.compile(r"<!--\s*claim:\s*([\w.-]+)\s*-->")
 
 def _marked_sentences(text: str):
     """``(claim id, sentence)`` for every marker in a Markdown text: the sentence runs from the
-    marker to the next marker, blank line or list item."""
+    marker to the next marker, blank line or list item (markers side by side share the
+    sentence that follows the last of them)."""
+    pending = []
     for m in _MARK.finditer(text):
+        pending.append(m.group(1))
         rest = text[m.end():]
         stop = re.search(r"<!--\s*claim:|\n\s*\n|\n\s*(?:[-*]|\d+\.)\s", rest)
-        yield m.group(1), " ".join(rest[:stop.start() if stop else len(rest)].split())
+        sentence = " ".join(rest[:stop.start() if stop else len(rest)].split())
+        if not sentence and stop is not None and rest[stop.start():].lstrip().startswith("<!--"):
+            continue
+        for claim_id in pending:
+            yield claim_id, sentence
+        pending = []
 
 
 def notebook_problems(path, claims=None) -> list[str]:
