@@ -136,3 +136,27 @@ def book_site(book_build) -> Path:
     assert (book_build.site / "index.html").is_file(), \
         f"the book was not built (sphinx-build exit {book_build.returncode}):\n{book_build.log}"
     return book_build.site
+
+
+# ---------------------------------------------------------------------------------------------
+# One Dask LocalCluster for the tests that need a real one (tests/test_sweeps.py, test_results.py).
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """Two worker processes with one thread each on 127.0.0.1, shared by a session's Dask tests.
+
+    The workers fork from a server process that has imported torch and labkit once
+    (``forkserver`` with a preload) instead of each importing torch after a fresh spawn, which
+    costs seconds per worker and per restart (a killed worker is restarted the same way).
+    """
+    distributed = pytest.importorskip("dask.distributed")
+    import dask
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        # after distributed has set its own preload list (once per process), which this replaces
+        get_mp_context().set_forkserver_preload(["distributed", "numpy", "torch", "labkit.sweeps",
+                                                 "labkit.results"])
+        with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                      host="127.0.0.1", dashboard_address=None) as cluster:
+            yield cluster

@@ -1,7 +1,8 @@
 """The widgets in a real JupyterLab with a live kernel, driven by headless Chromium.
 
-What a student meets: a temporary copy of ``notebooks/00_primer.ipynb``, with two cells
-appended (a ``live()`` panel over its explorer's render function, and a probe), is opened in
+What a student meets: a temporary copy of ``notebooks/00_primer.ipynb`` up to its first
+explorer (the cells after it show no widget, and nbval runs them), with two cells appended (a
+``live()`` panel over its explorer's render function, and a probe), is opened in
 JupyterLab, served on 127.0.0.1 at a free port with a token and ``LABKIT_FAST=1`` in the
 server's (hence the kernel's) environment. All cells are run through the UI
 (``notebook:run-all-cells`` via ``window.jupyterapp``), then:
@@ -186,7 +187,15 @@ def alive(pid: int | None) -> bool:
 
 
 def write_notebook(folder: Path) -> Path:
+    """The notebook's cells up to its first explorer, outputs cleared, then the two cells above.
+
+    The cells after the explorer (sampling, exercises) show no widget; nbval runs them.
+    """
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    first = next((k for k, cell in enumerate(nb.cells)
+                  if cell.cell_type == "code" and "widgets.explorer(" in cell.source), None)
+    assert first is not None, f"{NOTEBOOK.name} shows no widgets.explorer(...): the test needs one"
+    nb.cells = nb.cells[:first + 1]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

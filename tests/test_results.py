@@ -149,13 +149,10 @@ def test_every_committed_result_set_verifies_on_its_cheapest_row(path):
     assert results.verify(path, rows=1, cheapest=True, max_steps=125, rtol=1e-3, atol=2.5e-3, log=logs.append), logs
 
 
-def test_results_run_on_a_dask_cluster_equals_the_local_run(tmp_path, tiny_experiment):
-    distributed = pytest.importorskip("dask.distributed")
+def test_results_run_on_a_dask_cluster_equals_the_local_run(tmp_path, tiny_experiment, dask_cluster):
     local = results.run_results("tiny_test", tmp_path / "local.json", log=lambda m: None)
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        remote = results.run_results("tiny_test", tmp_path / "dask.json", scheduler=cluster.scheduler_address,
-                                     log=lambda m: None)
+    remote = results.run_results("tiny_test", tmp_path / "dask.json", scheduler=dask_cluster.scheduler_address,
+                                 log=lambda m: None)
     assert [r["result"] for r in remote["rows"]] == [r["result"] for r in local["rows"]]
     assert [r["config"] for r in remote["rows"]] == [r["config"] for r in local["rows"]]
 

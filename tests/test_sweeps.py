@@ -331,12 +331,7 @@ def test_dask_backend_without_a_cluster_says_how_to_get_one(tmp_path, monkeypatc
         sweeps.run_sweep(pure_square, {"x": [1]}, name="d", cache=tmp_path, scheduler="tcp://127.0.0.1:1")
 
 
-@pytest.fixture(scope="module")
-def dask_cluster():
-    distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        yield cluster
+# dask_cluster: a two-process LocalCluster shared by the session (tests/conftest.py)
 
 
 def test_dask_results_and_cache_equal_the_local_run(tmp_path, dask_cluster):
