@@ -1,9 +1,9 @@
 """Every labkit command in one place (the console scripts point here).
 
 ``labkit --help`` / ``labkit --version``  the commands and their purpose; the version
-``labkit results list [--names]``       the registered result sets (:data:`labkit.experiments.EXPERIMENTS`)
+``labkit results list [--names]``       the registered result sets (``labkit.experiments.EXPERIMENTS``)
 ``labkit results run NAME``             compute ``results/NAME.json``; rerunning resumes from the file
-``labkit results run MOD:ATTR --out F`` an :class:`~labkit.experiments.Experiment` of your own module
+``labkit results run MOD:ATTR --out F`` an ``Experiment`` of your own module (current folder)
 ``labkit verify results/NAME.json``     recompute random rows and compare them with the file
 ``labkit claims [--check]``             every notebook conclusion computed into results/claims.json
 ``labkit sweep GRID`` / ``labkit-sweep`` the paper-scale Fig. 3 grids into the sweep cache
@@ -46,13 +46,15 @@ def _results_main(argv) -> int:
     listing = sub.add_parser("list", help="print the registered result sets")
     listing.add_argument("--names", action="store_true", help="only the names, one per line")
     run = sub.add_parser("run", help="compute (or resume) results/NAME.json")
-    run.add_argument("name", help=f"a registered set ({', '.join(EXPERIMENTS)}) or MODULE:ATTRIBUTE, "
-                     "an Experiment in a module of the current folder")
-    run.add_argument("--out", help="output file (default results/NAME.json; needed for MODULE:ATTRIBUTE)")
+    run.add_argument("name", help=f"a registered set ({', '.join(EXPERIMENTS)}) or "
+                     "MODULE:ATTRIBUTE, an Experiment in a module of the current folder")
+    run.add_argument("--out", help="output file (default results/NAME.json; needed for "
+                     "MODULE:ATTRIBUTE)")
     run.add_argument("--device", default="cpu", help="torch device of every row (cuda on a GPU)")
     run.add_argument("--n-jobs", type=int, default=1, help="parallel rows (worker processes)")
     run.add_argument("--scheduler", help="a Dask scheduler address, tcp://HOST:PORT")
-    run.add_argument("--limit", type=int, help="compute at most this many new rows (0: report only)")
+    run.add_argument("--limit", type=int,
+                     help="compute at most this many new rows (0: report only)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.action == "list":
@@ -78,8 +80,9 @@ def _verify_main(argv) -> int:
     parser.add_argument("--rows", type=int, default=1, help="how many rows to recompute (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="which random rows")
     parser.add_argument("--cheapest", action="store_true", help="take the cheapest rows (by wall_s)")
-    parser.add_argument("--max-steps", type=int, help="recompute training curves only up to this step "
-                        "(for sets whose experiment declares a prefix_key)")
+    parser.add_argument("--max-steps", type=int,
+                        help="recompute training curves only up to this step (for sets whose "
+                        "experiment declares a prefix_key)")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--atol", type=float, default=1e-6)
     args = parser.parse_args(argv)

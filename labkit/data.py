@@ -284,14 +284,16 @@ class PointCloud:
     def __post_init__(self):
         points = _as_float_tensor(self.points, "points")
         if points.ndim != 2 or points.shape[0] < 1 or points.shape[1] < 1:
-            raise ValueError(f"points must have shape (n, d) with n, d >= 1, got {tuple(points.shape)}")
+            raise ValueError(f"points must have shape (n, d) with n, d >= 1, "
+                             f"got {tuple(points.shape)}")
         if not torch.isfinite(points).all():
             raise ValueError("points contain NaN or infinite values")
         object.__setattr__(self, "points", points)
         for field_name in ("sample", "log_prob"):
             value = getattr(self, field_name)
             if value is not None and not callable(value):
-                raise TypeError(f"{field_name} must be callable or None, got {type(value).__name__}")
+                raise TypeError(f"{field_name} must be callable or None, "
+                                f"got {type(value).__name__}")
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a string, got {type(self.name).__name__}")
 
@@ -313,7 +315,8 @@ class PointCloud:
         """``n`` points drawn from ``law`` (with ``law.sample(n, generator=...)``), keeping its
         ``sample`` and, when it has one, its ``log_prob``."""
         n = _checks.positive_int(n, "n")
-        return cls(law.sample(n, generator=generator), law.sample, getattr(law, "log_prob", None), name)
+        points = law.sample(n, generator=generator)
+        return cls(points, law.sample, getattr(law, "log_prob", None), name)
 
 
 def _toy_sampler(name: str):

@@ -38,7 +38,8 @@ def dispatch(task: Callable, arguments: Iterable[tuple], *, n_jobs: int = 1,
     import joblib
 
     jobs = (joblib.delayed(task)(*a) for a in arguments)
-    return iter(joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")(jobs))
+    parallel = joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")
+    return iter(parallel(jobs))
 
 
 def dask_client(scheduler=None):

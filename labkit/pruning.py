@@ -164,8 +164,8 @@ def _small_t(model: DiT, images, batches: int, batch_size: int, generator) -> to
 
 
 def _uniform_t(model: DiT, images, batches: int, batch_size: int, generator) -> torch.Tensor:
-    return head_importance(model, images, time_dist="uniform", batches=batches, batch_size=batch_size,
-                           generator=generator)
+    return head_importance(model, images, time_dist="uniform", batches=batches,
+                           batch_size=batch_size, generator=generator)
 
 
 def _magnitude(model: DiT, images, batches: int, batch_size: int, generator) -> torch.Tensor:
@@ -178,7 +178,8 @@ def _random(model: DiT, images, batches: int, batch_size: int, generator) -> tor
 
 # The registry of head-importance methods, each ``method(model, images, batches, batch_size,
 # generator) -> (L, H)``: Algorithm 2 at small or uniform times, and the two baselines.
-IMPORTANCE = {"small-t": _small_t, "uniform-t": _uniform_t, "magnitude": _magnitude, "random": _random}
+IMPORTANCE = {"small-t": _small_t, "uniform-t": _uniform_t, "magnitude": _magnitude,
+              "random": _random}
 
 
 def importance(method: str, model: DiT, images: torch.Tensor | None = None, *, batches: int = 16,
@@ -259,7 +260,8 @@ def fine_tune(model: DiT, images: torch.Tensor, config: TrainConfig | None = Non
     :class:`labkit.train.TrainConfig`, e.g. :meth:`labkit.experiments.Protocol.fine_tuning`) or
     as keywords (without ``config``: ``batch_size=64``, ``lr=1e-4``). Returns the History."""
     if config is None:
-        config = train_config(steps=steps, batch_size=64 if batch_size is _FROM_CONFIG else batch_size,
+        config = train_config(steps=steps,
+                              batch_size=64 if batch_size is _FROM_CONFIG else batch_size,
                               lr=1e-4 if lr is _FROM_CONFIG else lr)
     else:
         config = train_config(config, steps=steps, batch_size=batch_size, lr=lr)

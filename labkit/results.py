@@ -151,8 +151,9 @@ def experiment_for(name):
 
 def _rules(exp) -> dict:
     """What a file says about reading its rows: compared keys, prefix rule, version."""
-    return {"compare": list(exp.compare), "prefix_key": exp.prefix_key, "curve_steps": exp.curve_steps,
-            "prefix_args": dict(exp.prefix_args), "version": exp.version}
+    return {"compare": list(exp.compare), "prefix_key": exp.prefix_key,
+            "curve_steps": exp.curve_steps, "prefix_args": dict(exp.prefix_args),
+            "version": exp.version}
 
 
 def _module_provenance(label: str, exp) -> dict:
@@ -309,7 +310,8 @@ def run_results(name, out=None, *, device: str = "cpu", n_jobs: int = 1, limit: 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
         raise ValueError(f"n_jobs must be a non-zero integer, got {n_jobs!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be an integer >= 0 (the most new rows to compute), got {limit!r}")
+        raise ValueError(f"limit must be an integer >= 0 (the most new rows to compute), "
+                         f"got {limit!r}")
     _checks.device(device)
     label, exp = experiment_for(name)
     spec, configs = _configs(exp)
@@ -351,7 +353,8 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log, progress) -> dict:
+def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log,
+                progress) -> dict:
     import torch
     from tqdm.auto import tqdm
 
@@ -369,13 +372,14 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
             raise ValueError(f"{path} was made by {old['point_fn']}, not {spec}; move it away to recompute")
         found = _index(fn, old["rows"], version)
         done = {k: found[k] for k, _ in keyed if k in found}
-    todo = [c for k, c in keyed if k not in done]
-    if limit is not None:
-        todo = todo[:limit]
+    missing = [c for k, c in keyed if k not in done]
+    todo = missing if limit is None else missing[:limit]
     workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
-    left = _time_left(todo, list(done.values()), exp.prefix_key, workers)
+    left = _time_left(todo or missing, list(done.values()), exp.prefix_key, workers)
     log(f"{name}: {len(configs)} rows, {len(done)} in {path}, computing {len(todo)}"
-        + (f" (about {_duration(left)}, from the recorded times of {len(done)} rows)" if left else ""))
+        + (f" of {len(missing)} missing" if len(todo) < len(missing) else "")
+        + (f" (about {_duration(left)}, from the recorded times of {len(done)} rows)"
+           if left else ""))
     provenance = {"command": "labkit " + " ".join(sys.argv[1:]) if sys.argv and "labkit" in sys.argv[0]
                   else f"labkit results run {name}",
                   "commit": _git_commit(), "labkit": __version__, "torch": torch.__version__,
@@ -414,7 +418,8 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
                 done[key] = {"config": config, "result": result, "wall_s": wall, "version": version,
                              "provenance": _row_provenance(fn, device)}
                 write()
-                left = _time_left(list(pending.values()), list(done.values()), exp.prefix_key, workers)
+                left = _time_left(list(pending.values()), list(done.values()), exp.prefix_key,
+                                  workers)
                 bar.set_postfix_str(f"about {_duration(left)} left" if pending else "")
                 log(f"  [{k}/{len(todo)}] {wall:7.1f} s  {_short(config)}"
                     + (f"  (about {_duration(left)} left)" if pending and left else ""))
@@ -422,7 +427,8 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
         write()
     log(f"{name}: {len(done)} of {len(configs)} rows in {path} ({time.perf_counter() - start:.0f} s this run)")
     if rejected:
-        raise ValueError(f"{len(rejected)} row(s) of {name} could not be stored: " + "; ".join(rejected))
+        raise ValueError(f"{len(rejected)} row(s) of {name} could not be stored: "
+                         + "; ".join(rejected))
     return load_results(path)
 
 
@@ -487,7 +493,8 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
         _, exp = experiment_for(name)
     if exp is not None:
         if exp.point_fn != spec:
-            raise ValueError(f"{path}: made by {spec}, but experiment {name!r} now uses {exp.point_fn}")
+            raise ValueError(f"{path}: made by {spec}, but experiment {name!r} now uses "
+                             f"{exp.point_fn}")
         _, current = _configs(exp)
         version = exp.version
         current_keys = {_row_key(fn, c, version) for c in current}
@@ -512,8 +519,8 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
         if prefix_key not in params:
             raise ValueError(f"{path}: cannot shorten the rows of {name!r}: its prefix_key "
                              f"{prefix_key!r} is not a parameter of {spec} (parameters: "
-                             f"{', '.join(params)}); declare Experiment(prefix_key=...) as the step "
-                             "parameter, or verify without --max-steps")
+                             f"{', '.join(params)}); declare Experiment(prefix_key=...) as "
+                             "the step parameter, or verify without --max-steps")
         lacking = [i for i in picked if steps_key not in data["rows"][i]["result"]]
         if lacking:
             raise ValueError(f"{path}: cannot shorten row {lacking[0]}: its result holds no "

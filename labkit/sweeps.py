@@ -11,12 +11,12 @@ A sweep maps a grid of configurations to a table of results:
   (:func:`function_identity`: module, qualified name, a hash of its source and, for a
   ``functools.partial``, its bound arguments, as ``joblib.Memory`` does), so another function
   or an edited one never reads this one's results. Entries are written atomically
-  (:func:`labkit.store.write_text`: tmp file, fsync, rename) and carry a schema tag and a SHA-256 checksum, so a truncated or
-  edited entry is detected, reported and recomputed. An interrupted sweep resumes where it
-  stopped: finished points are read back, never recomputed.
-- Points run in parallel processes through :func:`labkit.dispatch.dispatch` (joblib, ``loky`` by
-  default, or Dask), each with one torch thread, behind a tqdm progress bar. For a cluster, a Dask scheduler (``pip install
-  'labkit-memgen[cluster]'``)::
+  (:func:`labkit.store.write_text`: tmp file, fsync, rename) and carry a schema tag and a
+  SHA-256 checksum, so a truncated or edited entry is detected, reported and recomputed. An
+  interrupted sweep resumes where it stopped: finished points are read back, never recomputed.
+- Points run in parallel processes through :func:`labkit.dispatch.dispatch` (joblib, ``loky``
+  by default, or Dask), each with one torch thread, behind a tqdm progress bar. For a cluster,
+  a Dask scheduler (``pip install 'labkit-memgen[cluster]'``)::
 
       run_sweep(point_fn, grid, name="fig3a", backend="dask", scheduler="tcp://HOST:8786")
 
@@ -302,9 +302,9 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
         with bar:
             # on a Dask cluster the workers need not see the cache: entries are written here
             local = backend != "dask"
-            outputs = dispatch(_run_point, [(point_fn, configs[i], str(paths[i]) if local and paths[i] else None,
-                                             threads_per_point, fn, version) for i in todo],
-                               n_jobs=n_jobs, backend=backend, scheduler=scheduler)
+            tasks = [(point_fn, configs[i], str(paths[i]) if local and paths[i] else None,
+                      threads_per_point, fn, version) for i in todo]
+            outputs = dispatch(_run_point, tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler)
             for config, result in outputs:
                 i = by_key[_canonical(config)]
                 if backend == "dask" and paths[i] is not None:

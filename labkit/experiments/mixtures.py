@@ -38,8 +38,8 @@ import torch
 from .. import _checks
 from ..store import run_dir
 
-__all__ = ["eval_steps", "mixture_curve", "training_time_study", "memorization_point", "PAPER_GRIDS",
-           "paper_grid", "MIXTURES"]
+__all__ = ["eval_steps", "mixture_curve", "training_time_study", "memorization_point",
+           "PAPER_GRIDS", "paper_grid", "MIXTURES"]
 
 # Part of the name of a curve's checkpoint folder: bumped when a change alters what it holds.
 CURVE_VERSION = 1
@@ -83,8 +83,8 @@ def _training_set(mixture: str, data, dim, n, num_components: int, mean_std: flo
 
     if data is not None:
         if mixture != "paper":
-            raise ValueError(f"pass mixture (a registered name) or data (your own points), not both; "
-                             f"got mixture={mixture!r} and data")
+            raise ValueError(f"pass mixture (a registered name) or data (your own points), not "
+                             f"both; got mixture={mixture!r} and data")
         cloud = data if isinstance(data, PointCloud) else PointCloud(data)
         if dim is not None and dim != cloud.dim:
             raise ValueError(f"dim={dim} but the data's points have {cloud.dim} columns; omit dim")
@@ -174,14 +174,16 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
     g_train = torch.Generator(device=dev).manual_seed(seed + 1)
     tiled = points.repeat(math.ceil(batch_size / points.shape[0]), 1)
 
-    evaluator = _CurveProbe(points, log_prob, num_samples, dict(steps=sample_steps, t_min=t_min, t_max=t_max),
+    evaluator = _CurveProbe(points, log_prob, num_samples,
+                            dict(steps=sample_steps, t_min=t_min, t_max=t_max),
                             torch.Generator(device=dev).manual_seed(seed + 2), dev)
     # resumable: the checkpoint (weights, optimizer, the probe's generator and every evaluation
     # so far) lives in a cache folder named by this run's arguments
     folder = run_dir("mixture_curve", {"config": config, "version": CURVE_VERSION})
     checkpoint = folder / "train.pt"
     history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
-                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
+                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr,
+                                weight_decay=weight_decay),
                     generator=g_train, callbacks=(evaluator,), eval_at=grid, progress=False,
                     checkpoint_path=checkpoint)
     curve = {"steps": [int(e["step"]) for e in history.evals],
@@ -294,14 +296,15 @@ class _CurveProbe:
 # ----------------------------------------------------------------------------------------------
 # One trained network, measured once at the end (the paper-scale Fig. 3 sweeps' point function)
 
-def memorization_point(dim: int | None = None, n: int | None = None, width: int = 256, depth: int = 3,
-                       weight_decay: float = 0.0,
+def memorization_point(dim: int | None = None, n: int | None = None, width: int = 256,
+                       depth: int = 3, weight_decay: float = 0.0,
                        steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,
                        num_samples: int = 1000, sample_steps: int = 100, t_min: float = 1e-3,
                        t_max: float = 8.0, mixture: str = "paper", num_components: int = 8,
                        mean_std: float = 2.0, duplicate_fraction: float = 0.0,
                        duplicate_copies: int = 1, keep_samples: bool = False,
-                       lipschitz_t: float = 0.01, device: str = "cpu", seed: int = 0, data=None) -> dict:
+                       lipschitz_t: float = 0.01, device: str = "cpu", seed: int = 0,
+                       data=None) -> dict:
     """Train, sample, measure: one point of the paper's mixture experiments (Figs. 2-3).
 
     ``mixture="paper"``: ``make_gmm(num_components, dim, mean_std)`` (paper: K = 8, means
@@ -309,7 +312,8 @@ def memorization_point(dim: int | None = None, n: int | None = None, width: int 
     :data:`labkit.data.TOYS` (``"gmm4"``, the K = 4 toy of Fig. 2, ``"ring"``, ``"moons"``;
     ``dim`` must be 2); or ``data``, your own points (a :class:`labkit.data.PointCloud` or an
     (n, d) tensor, as in :func:`mixture_curve`: no null rate without a sampler, no
-    log-likelihood without a log-density). ``n`` training points, optionally with a ``duplicate_fraction``
+    log-likelihood without a log-density). ``n`` training points, optionally with a
+    ``duplicate_fraction``
     of them repeated ``duplicate_copies`` times. A ``ScoreMLP(dim, width, depth)`` is trained by
     :func:`labkit.train.train` with :func:`labkit.train.dsm_noise_loss` (noise prediction, i.e.
     DSM weighted by sigma_t^2; times log-uniform on ``[t_min, t_max]``), AdamW with
@@ -343,7 +347,8 @@ def memorization_point(dim: int | None = None, n: int | None = None, width: int 
     # empirical law (uniform over the rows) is unchanged.
     tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
     history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
-                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
+                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr,
+                                weight_decay=weight_decay),
                     generator=gd, progress=False)
     model.eval()
     with torch.no_grad():

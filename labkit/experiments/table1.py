@@ -19,7 +19,8 @@ from ..store import write_json
 from ..train import TrainConfig, save_atomically
 from .mixtures import eval_steps
 
-__all__ = ["PAPER_TABLE1", "Arm", "ARMS", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances",
+__all__ = ["PAPER_TABLE1", "Arm", "ARMS", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base",
+           "importances",
            "pruned_arm", "run_protocol", "summarize", "format_table", "TABLE1_RATIOS", "table1_seed"]
 
 
@@ -97,7 +98,8 @@ class Protocol:
 
     def fine_tuning(self) -> TrainConfig:
         """How a pruned model (and the fine-tuned control) is fine-tuned (:func:`pruned_arm`)."""
-        return TrainConfig(steps=self.finetune_steps, batch_size=self.batch_size, lr=self.finetune_lr)
+        return TrainConfig(steps=self.finetune_steps, batch_size=self.batch_size,
+                           lr=self.finetune_lr)
 
 
 # The paper's scale (CIFAR-10 5,000-image subset, a DiT-S/2-sized model, 5 runs). The paper does
@@ -155,8 +157,8 @@ def importances(model: DiT, data, protocol: Protocol) -> dict[str, torch.Tensor]
     uniform-t Algorithm 2, weight magnitude), by arm name; the random arm draws its own per
     seed in :func:`pruned_arm`."""
     device = next(model.parameters()).device
-    return {name: importance(arm.importance, model, data.train.to(device), batches=protocol.importance_batches,
-                             batch_size=protocol.batch_size,
+    return {name: importance(arm.importance, model, data.train.to(device),
+                             batches=protocol.importance_batches, batch_size=protocol.batch_size,
                              generator=torch.Generator(device=device).manual_seed(2))
             for name, arm in ARMS.items() if arm.importance is not None and not arm.per_seed}
 
@@ -183,7 +185,8 @@ def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, clas
     arm = ARMS[method]
     if arm.importance is not None and ratio > 0:
         if arm.per_seed:
-            score = importance(arm.importance, base, generator=torch.Generator().manual_seed(1000 + seed))
+            score = importance(arm.importance, base,
+                               generator=torch.Generator().manual_seed(1000 + seed))
         else:
             score = (scores or importances(base, data, protocol))[method]
         heads = select_heads(score, ratio)
