@@ -50,14 +50,16 @@ def main(argv=None) -> None:
 
         leaks = solution_leaks(args.site, args.notebooks)
         if leaks:
-            raise SystemExit(f"{len(leaks)} solution lines in {args.site}:\n" + "\n".join(leaks[:20]))
+            raise SystemExit(f"{len(leaks)} solution lines in {args.site}:\n"
+                             + "\n".join(leaks[:20]))
         print(f"{args.site}: no solution line of {args.notebooks}/ appears")
     else:
         from .reading import times_block, write_times
 
         notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
         if args.write:
-            print(f"{args.write}: {'rewritten' if write_times(args.write, notebooks) else 'up to date'}")
+            changed = write_times(args.write, notebooks)
+            print(f"{args.write}: {'rewritten' if changed else 'up to date'}")
         else:
             print(times_block(notebooks), end="")
 

@@ -56,7 +56,8 @@ def grade_submission(autograder: str | Path, submission: str | Path, scratch: st
                           cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout)
     results = scratch / "results.json"
     if done.returncode != 0 or not results.is_file():
-        raise RuntimeError(f"otter run failed on {Path(submission).name} (exit {done.returncode}):\n"
+        raise RuntimeError(f"otter run failed on {Path(submission).name} "
+                           f"(exit {done.returncode}):\n"
                            + (done.stdout + done.stderr)[-3000:])
     return json.loads(results.read_text())
 

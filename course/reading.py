@@ -62,7 +62,8 @@ def section_minutes(nb) -> list[tuple[str, float]]:
             break
         if cell.cell_type == "raw" or tags & _HIDDEN:
             continue
-        heading = re.search(r"^#{1,2} (.+)$", cell.source, re.M) if cell.cell_type == "markdown" else None
+        heading = (re.search(r"^#{1,2} (.+)$", cell.source, re.M)
+                   if cell.cell_type == "markdown" else None)
         if heading and (title is None or cell.source.lstrip().startswith("## ")):
             if title is not None:
                 rows.append((title, minutes))

@@ -76,7 +76,8 @@ def _append_entries(nb, bib, keys) -> None:
 
     style = find_plugin("pybtex.style.formatting", "plain")()
     formatted = style.format_entries(bib.entries[key] for key in keys)
-    lines = "\n".join("- " + " ".join(entry.text.render_as("markdown").split()) for entry in formatted)
+    lines = "\n".join("- " + " ".join(entry.text.render_as("markdown").split())
+                      for entry in formatted)
     block = "**Works cited**\n\n" + lines
     cell = next((c for c in nb.cells if c.cell_type == "markdown"
                  and re.search(r"^## References", c.source, re.M)), None)
