@@ -49,7 +49,10 @@ __all__ = ["ROOT", "TORCH_CPU_INDEX", "ENV_CELL", "is_assignment", "assignment_n
            "results_read_by", "build_wheel", "grading_requirements", "build_student_edition"]
 
 ROOT = Path(__file__).resolve().parent.parent
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# torch's CPU wheels, as a find-links page: pip reads it once (an extra index would be asked
+# for every package), and of the equal versions it finds there and on PyPI it prefers the
+# local version 2.x.y+cpu, so grading installs no CUDA libraries.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu/torch/"
 _CONFIG = re.compile(r"#\s+assignment\s+config", re.I)
 _RESULTS = re.compile(r"results_table\(\s*[\"'](\w+)[\"']")
 # What the wheel is built from (a copy, so the build writes nothing into the checkout).
@@ -116,7 +119,7 @@ def grading_requirements(wheel_name: str) -> list[str]:
     import torch
 
     torch_version = torch.__version__.split("+")[0]
-    return [f"--extra-index-url {TORCH_CPU_INDEX}", f"torch=={torch_version}",
+    return [f"--find-links {TORCH_CPU_INDEX}", f"torch=={torch_version}",
             f"./files/{wheel_name}"]
 
 
