@@ -447,8 +447,15 @@ def _lock(path: Path):
     return handle
 
 
+_SHORT_KEYS = ("mixture", "dim", "n", "width", "weight_decay", "steps", "seed", "method")
+
+
 def _short(config: dict) -> str:
-    keys = [k for k in ("mixture", "dim", "n", "width", "weight_decay", "steps", "seed", "method") if k in config]
+    """A row's config in a few words: the lab's usual axes, or (for another point function's
+    config) its first six scalar settings."""
+    keys = [k for k in _SHORT_KEYS if k in config]
+    if len(keys) < 2:
+        keys = [k for k, v in config.items() if isinstance(v, (int, float, str))][:6]
     return " ".join(f"{k}={config[k]}" for k in keys)
 
 
