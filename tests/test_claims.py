@@ -361,3 +361,10 @@ def test_window_rows_bracket_the_memorization_time_of_every_run():
     for line in table:
         assert line["mem_upper"] is None or line["mem_lower"] < line["mem_upper"]
         assert (line["first_generalizing"] is None) == (line["generalizing_evals"] == 0)
+
+
+def test_claims_without_rows_are_unresolved_not_an_error(tmp_path):
+    entries = C.compute_claims(tmp_path)  # a checkout without result sets
+    assert [e["id"] for e in entries] == [c.id for c in C.CLAIMS]
+    assert {e["verdict"] for e in entries} == {"unresolved"}
+    assert all(e["note"] in ("no rows", "awaits its seeds: 0 of 8 in the rows") for e in entries)

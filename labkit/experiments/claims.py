@@ -456,9 +456,15 @@ def _law(c: Claim, rows, cache) -> dict:
     key = (c.result_set, c.metric, tuple(sorted(c.a.items())))
     if key not in cache:
         obs = stats.time_observations(rows, c.metric, **c.a)
-        # local slopes' intervals only where a conclusion reads them (memorization times)
-        cache[key] = (obs, stats.censored_power_law(obs, local_intervals=c.metric == "tau_mem"))
+        try:  # local slopes' intervals only where a conclusion reads them (memorization times)
+            fit = stats.censored_power_law(obs, local_intervals=c.metric == "tau_mem")
+        except ValueError:  # too few runs in the rows for a law
+            fit = None
+        cache[key] = (obs, fit)
     obs, fit = cache[key]
+    if fit is None:
+        return {"a": c.a, "seeds": _law_seeds(obs), "observations": obs, "null": c.null,
+                "estimate": None, "interval": None, "p": None}
     out = {"a": c.a, "seeds": _law_seeds(obs), "observations": obs, "null": c.null,
            "estimate": fit["slope"], "interval": fit["interval"],
            "p": stats.censored_slope_p(obs, c.null, fit["loglik"]),
@@ -475,6 +481,9 @@ def _law_compare(c: Claim, rows, cache) -> dict:
                  cache)
     second = _law(Claim(c.id, "", c.notebook, c.family, "law", c.result_set, c.metric_b, c.b),
                   rows, cache)
+    if first["estimate"] is None or second["estimate"] is None:
+        return {"a": c.a, "b": c.b, "metric_b": c.metric_b, "seeds": [], "estimate": None,
+                "interval": None, "p": None}
     (lo_a, hi_a), (lo_b, hi_b) = first["interval"], second["interval"]
     interval = [None if lo_a is None or hi_b is None else lo_a - hi_b,
                 None if hi_a is None or lo_b is None else hi_a - lo_b]
@@ -486,6 +495,8 @@ def _law_compare(c: Claim, rows, cache) -> dict:
 
 def _label(c: Claim, rows) -> dict:
     rows = [r for r in rows if all(r.get(k) == v for k, v in c.a.items())]
+    if not rows:
+        return {"seeds": [], "estimate": None, "interval": None, "p": None}
     table = stats.label_sensitivity(rows, c.check)
     declared = c.check(rows, stats.LABEL_MEM_MARGIN, stats.LABEL_LL_MARGIN)
     holds = [cell["value"]["holds"] for cell in table]
