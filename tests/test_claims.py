@@ -361,6 +361,10 @@ def test_window_rows_bracket_the_memorization_time_of_every_run():
     for line in table:
         assert line["mem_upper"] is None or line["mem_lower"] < line["mem_upper"]
         assert (line["first_generalizing"] is None) == (line["generalizing_evals"] == 0)
+        if line["memorizes_first"]:
+            assert line["mem_upper"] <= line["gen_lower"]
+        elif line["memorizes_first"] is False:
+            assert line["gen_upper"] <= line["mem_lower"]
 
 
 def test_claims_without_rows_are_unresolved_not_an_error(tmp_path):

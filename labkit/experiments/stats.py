@@ -281,19 +281,28 @@ def generalizing_window(row: dict, **margins) -> dict:
 
 def window_rows(rows, **where) -> list[dict]:
     """One printable dict per training-time run matching ``where``: ``n``, ``seed``, the
-    memorization time's bracket (``mem_lower``, ``mem_upper``; upper None: beyond the budget),
-    the first step within the likelihood margin of fresh draws (``quality_step``), the first
-    generalizing step and how many evaluations are labelled generalizing (declared margins)."""
+    brackets of the memorization time (``mem_lower``, ``mem_upper``) and of the quality time of
+    :func:`training_times` (``gen_lower``, ``gen_upper``: mean log-likelihood within
+    ``GEN_NATS`` below fresh draws; an upper None: beyond the budget), ``memorizes_first``
+    (True when the memorization bracket ends before the quality bracket starts, False when it
+    starts after it ends, None when they overlap), the first step within the likelihood margin
+    of fresh draws on either side (``quality_step``), the first generalizing step and how many
+    evaluations are labelled generalizing (:func:`label`, declared margins)."""
     out = []
     for row in rows:
         if any(row.get(k) != v for k, v in where.items()):
             continue
         window = generalizing_window(row)
         excess = [m - row["null_memorization"] for m in row["memorization"]]
-        bracket = time_interval(row["steps"], excess, MEM_POINTS)
-        out.append({"n": row["n"], "seed": row["seed"], "mem_lower": bracket["lower"],
-                    "mem_upper": bracket["upper"], "quality_step": window["quality_step"],
-                    "first_generalizing": window["first"],
+        gap = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
+        mem = time_interval(row["steps"], excess, MEM_POINTS)
+        gen = time_interval(row["steps"], gap, -GEN_NATS)
+        first = (True if mem["upper"] is not None and mem["upper"] <= gen["lower"] else
+                 False if gen["upper"] is not None and gen["upper"] <= mem["lower"] else None)
+        out.append({"n": row["n"], "seed": row["seed"], "mem_lower": mem["lower"],
+                    "mem_upper": mem["upper"], "gen_lower": gen["lower"],
+                    "gen_upper": gen["upper"], "memorizes_first": first,
+                    "quality_step": window["quality_step"], "first_generalizing": window["first"],
                     "generalizing_evals": len(window["steps"])})
     return sorted(out, key=lambda r: (r["n"], r["seed"]))
 
