@@ -157,8 +157,9 @@ def regime(row: dict, at: int = -1) -> str:
 
 def sign_flip_p(differences) -> float:
     """Exact two-sided sign-flip p of the mean of paired ``differences`` (k values): the share of
-    the 2^k sign assignments whose absolute mean is at least the observed one. With k pairs it cannot go
-    below 2 / 2^k (0.25 at k = 3, 0.0625 at k = 5, 0.0078 at k = 8): few pairs cannot reject."""
+    the 2^k sign assignments whose absolute mean is at least the observed one. With k pairs it
+    cannot go below 2 / 2^k (0.25 at k = 3, 0.0625 at k = 5, 0.0078 at k = 8): few pairs cannot
+    reject."""
     d = np.asarray([float(x) for x in differences], dtype=float)
     if d.size == 0 or not np.isfinite(d).all():
         raise ValueError(f"differences must be finite numbers, at least one, got {list(differences)}")
