@@ -162,7 +162,8 @@ def sign_flip_p(differences) -> float:
     reject."""
     d = np.asarray([float(x) for x in differences], dtype=float)
     if d.size == 0 or not np.isfinite(d).all():
-        raise ValueError(f"differences must be finite numbers, at least one, got {list(differences)}")
+        raise ValueError(f"differences must be finite numbers, at least one, got "
+                         f"{list(differences)}")
     if d.size > 20:
         raise ValueError(f"sign_flip_p enumerates 2^k assignments; k must be <= 20, got {d.size}")
     k = d.size
