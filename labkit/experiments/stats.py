@@ -242,8 +242,10 @@ def label(row: dict, at: int = -1, mem_margin: float = LABEL_MEM_MARGIN,
     ``"generalizing"`` when it is no more than ``mem_margin`` below the null rate and the mean
     log-likelihood is within ``ll_margin`` nat of fresh draws; else ``"failing"`` when the
     samples are more than ``ll_margin`` nat less likely; ``"-"`` otherwise (more likely than
-    fresh draws by more than the margin without memorizing). :func:`regime` is the looser
-    one-sided rule with fixed margins."""
+    fresh draws by more than the margin without memorizing). The likelihood side reads the
+    *mean* log-likelihood, the only statistic the rows store: a few far-off samples drag it
+    down, which can only turn a generalizing label into a failing one, never into memorizing.
+    :func:`regime` is the looser one-sided rule with fixed margins."""
     if mem_margin <= 0 or ll_margin <= 0:
         raise ValueError(f"mem_margin and ll_margin must be positive, got {mem_margin}, "
                          f"{ll_margin}")
