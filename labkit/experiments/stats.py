@@ -244,7 +244,8 @@ def label(row: dict, at: int = -1, mem_margin: float = LABEL_MEM_MARGIN,
     samples are more than ``ll_margin`` nat less likely; ``"-"`` otherwise (more likely than
     fresh draws by more than the margin without memorizing). The likelihood side reads the
     *mean* log-likelihood, the only statistic the rows store: a few far-off samples drag it
-    down, which can only turn a generalizing label into a failing one, never into memorizing.
+    down and can move a label among generalizing, failing and "-", never to or from
+    memorizing (decided by memorization alone).
     :func:`regime` is the looser one-sided rule with fixed margins."""
     if mem_margin <= 0 or ll_margin <= 0:
         raise ValueError(f"mem_margin and ll_margin must be positive, got {mem_margin}, "
