@@ -41,7 +41,7 @@ def sample(score_fn, num_samples: int, dim: int, *, steps: int, t_min: float, t_
     steps = _checks.positive_int(steps, "steps")
     _checks.choice(method, "method", ("sde", "ode"))
     _checks.generator(generator)
-    device = _checks.device(device)
+    device = None if device is None else _checks.device(device)  # None: torch's default
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     times = time_grid(t_min, t_max, steps).to(dtype=dtype, device=device)  # decreasing, (steps + 1,)
