@@ -109,10 +109,6 @@ CIFAR_PROTOCOL = Protocol(preset="cifar", train_steps=100_000, train_lr=1e-4, ba
                           classifier_steps=3000)
 
 
-def _write_json(path: Path, obj) -> None:
-    write_json(path, obj)
-
-
 def _claim(out_dir: Path, data, protocol: Protocol) -> None:
     """Record which data and protocol ``out_dir``'s cache belongs to; refuse a different one."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +120,7 @@ def _claim(out_dir: Path, data, protocol: Protocol) -> None:
             raise ValueError(f"{str(out_dir)!r} caches a run of {old}, not {stamp}; use another output folder "
                              "or delete this one")
     else:
-        _write_json(path, stamp)
+        write_json(path, stamp)
 
 
 def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(), eval_every=None,
@@ -200,7 +196,7 @@ def pruned_arm(base: DiT, data, protocol: Protocol, method: str, seed: int, clas
     result.update(params=model.num_parameters(), heads={str(k): v for k, v in heads.items()}, method=method,
                   seed=seed, ratio=ratio)
     save_atomically(samples, out_dir / f"{stem}.pt")
-    _write_json(path, result)
+    write_json(path, result)
     return result
 
 
@@ -228,7 +224,7 @@ def run_protocol(data, protocol: Protocol, out_dir, *, device="cpu", methods=MET
         results[method] = [pruned_arm(base, data, protocol, method, seed, classifier, out_dir, scores=scores)
                            for seed in range(protocol.seeds)]
         log(f"done: {method}")
-    _write_json(out_dir / "results.json", {"protocol": asdict(protocol), "dataset": data.name,
+    write_json(out_dir / "results.json", {"protocol": asdict(protocol), "dataset": data.name,
                                            "n": int(data.train.shape[0]), "results": results})
     return results
 
