@@ -356,3 +356,16 @@ def test_results_run_reports_rows_done_and_the_time_left(user_module, capsys):
     assert "computing 2 (about 4 min, from the recorded times of 2 rows)" in logs[0]
     assert "[1/2]" in logs[1] and "left)" in logs[1] and "[2/2]" in logs[2]
     assert "2/2" in capsys.readouterr().err  # the progress bar
+
+
+def test_an_experiment_with_a_malformed_field_is_named():
+    grid = {"n": [16, 32]}
+    with pytest.raises(TypeError, match="grids must be a tuple of grids"):
+        Experiment(point_fn="my_experiments:curve", grids=grid, purpose="x")
+    with pytest.raises(ValueError, match="point_fn must be 'module:function'"):
+        Experiment(point_fn="my_experiments.curve", grids=(grid,), purpose="x")
+    with pytest.raises(TypeError, match="compare must be a tuple"):
+        Experiment(point_fn="m:f", grids=(grid,), purpose="x", compare="loss")
+    with pytest.raises(TypeError, match="prefix_key"):
+        Experiment(point_fn="m:f", grids=(grid,), purpose="x", prefix_key=3)
+    assert Experiment(point_fn="m:f", grids=[grid], purpose="x").prefix_key == "steps"

@@ -26,6 +26,24 @@ class Experiment:
     # stored at another version are then recomputed. A new defaulted parameter needs no bump.
     version: int = 1
 
+    def __post_init__(self):
+        from collections.abc import Mapping
+
+        if not isinstance(self.point_fn, str) or self.point_fn.count(":") != 1:
+            raise ValueError(f"point_fn must be 'module:function', got {self.point_fn!r}")
+        if isinstance(self.grids, Mapping) or not isinstance(self.grids, (tuple, list)) or \
+                not all(isinstance(g, Mapping) for g in self.grids):
+            raise TypeError("grids must be a tuple of grids, each a mapping axis -> list or scalar, "
+                            f"e.g. ({{'n': [16, 32], 'seed': [0, 1]}},); got {self.grids!r:.80}")
+        if isinstance(self.compare, str) or not all(isinstance(k, str) for k in self.compare):
+            raise TypeError(f"compare must be a tuple of result keys, got {self.compare!r}")
+        for name in ("prefix_key",):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a parameter name or None, got {value!r}")
+        if isinstance(self.version, bool) or not isinstance(self.version, (int, str)):
+            raise TypeError(f"version must be an int or a string, got {self.version!r}")
+
 
 _STUDY_TRAIN = {"depth": 2, "batch_size": 128, "lr": 3e-3, "num_samples": 1000, "sample_steps": 100}
 
