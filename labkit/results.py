@@ -47,13 +47,9 @@ __all__ = ["RESULTS_DIR", "resolve", "experiment_for", "full_config", "storable"
            "run_results", "results_table", "verify"]
 
 def _results_dir() -> Path:
-    """``$LABKIT_RESULTS``, else ``<checkout>/results`` in a source checkout, else ``./results``."""
-    from .plotting import repo_root
+    from .store import results_dir
 
-    if os.environ.get("LABKIT_RESULTS"):
-        return Path(os.environ["LABKIT_RESULTS"])
-    root = repo_root()
-    return (root if root is not None else Path.cwd()) / "results"
+    return results_dir()
 
 
 RESULTS_DIR = _results_dir()
