@@ -183,35 +183,10 @@ def _configs(name) -> tuple[str, list[dict]]:
 
 
 def storable(result, where: str = "result"):
-    """``result`` as JSON values: numpy and torch numbers and arrays become numbers and lists.
-    ValueError naming the first key (``result['loss'][3]``) holding NaN, an infinity or an
-    object JSON cannot hold."""
-    import numpy as np
+    """``result`` as JSON values (:func:`labkit.store.storable`)."""
+    from .store import storable as _storable
 
-    if isinstance(result, dict):
-        out = {}
-        for key, value in result.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{where} has the key {key!r}; JSON keys are strings")
-            out[key] = storable(value, f"{where}[{key!r}]")
-        return out
-    if isinstance(result, (list, tuple)):
-        return [storable(v, f"{where}[{i}]") for i, v in enumerate(result)]
-    if result is None or isinstance(result, (bool, str)):
-        return result
-    if isinstance(result, (np.generic, np.ndarray)) or type(result).__module__.startswith("torch"):
-        if not hasattr(result, "tolist"):
-            raise ValueError(f"{where} is a {type(result).__name__}, which JSON cannot hold")
-        if hasattr(result, "detach"):
-            result = result.detach().cpu()
-        return storable(result.tolist(), where)
-    if isinstance(result, int):
-        return int(result)
-    if isinstance(result, float):
-        if not math.isfinite(result):
-            raise ValueError(f"{where} is {result}, which a result set cannot hold")
-        return float(result)
-    raise ValueError(f"{where} is a {type(result).__name__}, which JSON cannot hold")
+    return _storable(result, where)
 
 
 def _keep_rejected(label: str, key: str, config: dict, result) -> Path:
@@ -405,7 +380,7 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
                     if not isinstance(result, dict):
                         raise ValueError(f"the result is a {type(result).__name__}, not a dict")
                     result = storable(result)
-                except ValueError as exc:
+                except (TypeError, ValueError) as exc:
                     kept = _keep_rejected(name, key, config, result)
                     rejected.append(f"{spec} at key {digest(key)}, config {config}: {exc}; its raw "
                                     f"result is kept in {kept}")

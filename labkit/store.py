@@ -4,10 +4,11 @@
   folder), :func:`results_dir` (``$LABKIT_RESULTS``, else ``<checkout>/results``, else
   ``./results``).
 - Keys: :func:`canonical` (one canonical JSON for every key and comparison) and :func:`digest`
-  (its SHA-256). A row of a result set is keyed by :func:`row_key`: its configuration with the
-  point function's *current* defaults filled in, plus the experiment's ``version``. A new
-  defaulted parameter therefore leaves every stored row findable; a change that alters
-  results bumps the version.
+  (its SHA-256); :func:`storable` turns a result into JSON values (numpy and torch numbers
+  become numbers) or names the key that cannot be stored. A row of a result set is keyed by
+  :func:`row_key`: its configuration with the point function's *current* defaults filled in,
+  plus the experiment's ``version``. A new defaulted parameter therefore leaves every stored
+  row findable; a change that alters results bumps the version.
 - Writes: :func:`write_json` and :func:`save_torch` write through a temporary file, ``fsync``
   and ``os.replace``: a crash leaves the old file or the new one, never a truncated one. The
   sweep cache, the result sets, training checkpoints and the Table 1 protocol all use them.
@@ -22,10 +23,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 
-__all__ = ["canonical", "digest", "write_text", "write_json", "save_torch", "cache_dir", "results_dir",
+__all__ = ["canonical", "digest", "storable", "write_text", "write_json", "save_torch", "cache_dir", "results_dir",
            "fill_defaults", "row_key", "run_dir"]
 
 
@@ -144,6 +146,38 @@ def fill_defaults(fn, config: dict, bound=("device",)) -> dict:
         else:
             out[key] = p.default
     return json.loads(canonical(out)) if _jsonable(out) else out
+
+
+def storable(result, where: str = "result"):
+    """``result`` as JSON values: numpy and torch numbers and arrays become numbers and lists.
+    ValueError naming the first key (``result['loss'][3]``) holding NaN or an infinity,
+    TypeError naming one holding an object JSON cannot hold."""
+    import numpy as np
+
+    if isinstance(result, dict):
+        out = {}
+        for key, value in result.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has the key {key!r}; JSON keys are strings")
+            out[key] = storable(value, f"{where}[{key!r}]")
+        return out
+    if isinstance(result, (list, tuple)):
+        return [storable(v, f"{where}[{i}]") for i, v in enumerate(result)]
+    if result is None or isinstance(result, (bool, str)):
+        return result
+    if isinstance(result, (np.generic, np.ndarray)) or type(result).__module__.startswith("torch"):
+        if not hasattr(result, "tolist"):
+            raise TypeError(f"{where} is a {type(result).__name__}, which JSON cannot hold")
+        if hasattr(result, "detach"):
+            result = result.detach().cpu()
+        return storable(result.tolist(), where)
+    if isinstance(result, int):
+        return int(result)
+    if isinstance(result, float):
+        if not math.isfinite(result):
+            raise ValueError(f"{where} is {result}, which a result set cannot hold")
+        return float(result)
+    raise TypeError(f"{where} is a {type(result).__name__}, which JSON cannot hold")
 
 
 def _jsonable(obj) -> bool:

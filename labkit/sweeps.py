@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _moved
-from .store import write_text
+from .store import storable, write_text
 
 __all__ = ["expand_grid", "function_identity", "point_key", "run_sweep", "Table"]
 
@@ -231,7 +231,13 @@ def _run_point(point_fn, config: dict, path: str | None, threads: int, fn: Mappi
     if not isinstance(result, Mapping):
         raise TypeError(f"{_fn_name(point_fn)} must return a dict of results, got {type(result).__name__} "
                         f"(point {config})")
-    result = json.loads(_canonical(dict(result)))  # fails loudly on non-JSON values (or NaN)
+    try:
+        result = json.loads(_canonical(dict(result)))
+    except (TypeError, ValueError):  # numpy or torch numbers are stored as numbers; NaN is named
+        try:
+            result = storable(dict(result))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"point {config} of {_fn_name(point_fn)}: {exc}") from None
     if path is not None:
         _write_entry(Path(path), config, result, fn, version)
     return config, result

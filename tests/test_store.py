@@ -65,3 +65,16 @@ def test_paths_follow_the_environment(tmp_path, monkeypatch):
     assert a == store.run_dir("curve", {"version": 1, "config": {"n": 1}})
     assert a != store.run_dir("curve", {"config": {"n": 2}, "version": 1})
     assert a.parent == tmp_path / "c" / "fast" / "runs" / "curve"
+
+
+def test_storable_converts_numbers_and_names_what_it_cannot_store():
+    import numpy as np
+
+    assert store.storable({"a": np.float32(0.5), "b": torch.tensor([1, 2]), "c": (np.int64(3), None)}) == \
+        {"a": 0.5, "b": [1, 2], "c": [3, None]}
+    with pytest.raises(ValueError, match=r"result\['curve'\]\[1\] is nan"):
+        store.storable({"curve": [0.1, float("nan")]})
+    with pytest.raises(TypeError, match=r"result\['model'\] is a Linear"):
+        store.storable({"model": torch.nn.Linear(1, 1)})
+    with pytest.raises(TypeError, match="JSON keys are strings"):
+        store.storable({1: 0.0})

@@ -382,3 +382,18 @@ def test_table_helpers(tmp_path):
     np.testing.assert_array_equal(values, [[1, 11], [4, 14]])
     with pytest.raises(KeyError, match="nope"):
         table.column("nope")
+
+
+def _numpy_point(x: int) -> dict:
+    import numpy as np
+
+    return {"y": np.float64(x) / 2, "bad": float("nan") if x == 2 else 0.0}
+
+
+def test_a_sweep_point_stores_numpy_numbers_and_names_nan(tmp_path):
+    from labkit.sweeps import run_sweep
+
+    table = run_sweep(_numpy_point, {"x": [1]}, name="np", cache=tmp_path, progress=False)
+    assert table[0]["y"] == 0.5 and type(table[0]["y"]) is float
+    with pytest.raises(ValueError, match=r"point \{'x': 2\} of .*_numpy_point: result\['bad'\] is nan"):
+        run_sweep(_numpy_point, {"x": [2]}, name="np", cache=tmp_path, progress=False)
