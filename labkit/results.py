@@ -30,6 +30,7 @@ raw value kept under the labkit cache (``results/rejected``) while the other row
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib
 import inspect
@@ -39,6 +40,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -453,7 +455,9 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
     registered experiment's for a file that predates them) say how, and a set whose rows cannot
     be shortened is refused. Raises ValueError for a missing file, a point function that no
     longer exists, a row whose config is not in the experiment's current grid, or a
-    ``max_steps`` that cannot apply; returns True when every compared value agrees."""
+    ``max_steps`` that cannot apply; returns True when every compared value agrees. Each row is
+    recomputed in an empty cache folder, so nothing the first computation cached (a trained
+    base model, say) stands in for the recomputation."""
     from .experiments import EXPERIMENTS, Experiment
 
     data = load_results(path)
@@ -529,7 +533,8 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
         if truncated:
             config[prefix_key] = int(max_steps)
             config.update(prefix_args)
-        _, got, wall = _one_row(spec, config, device, 1)
+        with _fresh_cache():  # a recomputation must not read what the first computation cached
+            _, got, wall = _one_row(spec, config, device, 1)
         got = storable(got)
         keys = compare or [k for k in expected if k != "wall_s"]
         bad = []
@@ -551,6 +556,21 @@ def verify(path, rows: int = 1, *, seed: int = 0, rtol: float = 1e-4, atol: floa
             f"{status}  [{wall:.1f} s]")
         ok_all &= not bad
     return ok_all
+
+
+@contextlib.contextmanager
+def _fresh_cache():
+    """``LABKIT_CACHE`` pointed at an empty temporary folder for the duration."""
+    old = os.environ.get("LABKIT_CACHE")
+    with tempfile.TemporaryDirectory(prefix="labkit-verify-") as folder:
+        os.environ["LABKIT_CACHE"] = folder
+        try:
+            yield folder
+        finally:
+            if old is None:
+                os.environ.pop("LABKIT_CACHE", None)
+            else:
+                os.environ["LABKIT_CACHE"] = old
 
 
 def results_table(name, *, missing: str = "compute", path=None, log=print):

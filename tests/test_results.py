@@ -369,3 +369,22 @@ def test_an_experiment_with_a_malformed_field_is_named():
     with pytest.raises(TypeError, match="prefix_key"):
         Experiment(point_fn="m:f", grids=(grid,), purpose="x", prefix_key=3)
     assert Experiment(point_fn="m:f", grids=[grid], purpose="x").prefix_key == "steps"
+
+
+def test_verify_recomputes_in_an_empty_cache(user_module, monkeypatch):
+    import os
+
+    from labkit.experiments import registry  # noqa: F401  (the Experiment class is enough)
+
+    seen = []
+    point = results._one_row
+
+    def recording(spec, config, device, threads):
+        seen.append(os.environ.get("LABKIT_CACHE"))
+        return point(spec, config, device, threads)
+
+    results.run_results("my_experiments:ring_time", "ring.json", log=lambda m: None)
+    monkeypatch.setattr(results, "_one_row", recording)
+    assert results.verify("ring.json", rows=2, log=lambda m: None)
+    assert len(seen) == 2 and all(c and "labkit-verify-" in c for c in seen)
+    assert os.environ["LABKIT_CACHE"] == str(user_module / "cache")  # restored afterwards
