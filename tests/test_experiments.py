@@ -302,3 +302,19 @@ def test_table1_arms_are_one_registry():
     assert all(arm.importance is None or arm.importance in IMPORTANCE for arm in experiments.ARMS.values())
     assert [m for m, a in experiments.ARMS.items() if not a.fine_tune] == ["original"]
     assert [m for m, a in experiments.ARMS.items() if a.per_seed] == ["random"]
+
+
+def test_a_fig3_style_grid_runs_on_your_own_data(tmp_path):
+    import functools
+
+    from labkit.data import toy_data
+    from labkit.sweeps import run_sweep
+
+    cloud = toy_data("ring", 8, torch.Generator().manual_seed(0))
+    fn = functools.partial(experiments.memorization_point, data=cloud, depth=1, steps=20, batch_size=16,
+                           num_samples=16, sample_steps=4)
+    table = run_sweep(fn, {"width": [8, 16]}, name="ring", cache=tmp_path, progress=False)
+    assert table.unique("width") == [8, 16] and {"memorization", "log_likelihood"} <= set(table[0])
+    other = functools.partial(fn, data=toy_data("ring", 8, torch.Generator().manual_seed(1)))
+    again = run_sweep(other, {"width": [8]}, name="ring", cache=tmp_path, progress=False)
+    assert again[0]["memorization"] is not None and len(list(tmp_path.rglob("*.json"))) == 3  # other data: its own entry
