@@ -49,10 +49,9 @@ __all__ = ["ROOT", "TORCH_CPU_INDEX", "ENV_CELL", "is_assignment", "assignment_n
            "results_read_by", "build_wheel", "grading_requirements", "build_student_edition"]
 
 ROOT = Path(__file__).resolve().parent.parent
-# torch's CPU wheels, as a find-links page: pip reads it once (an extra index would be asked
-# for every package), and of the equal versions it finds there and on PyPI it prefers the
-# local version 2.x.y+cpu, so grading installs no CUDA libraries.
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu/torch/"
+# torch's CPU wheels (PyTorch's own instructions): of the equal versions pip finds there and on
+# PyPI it prefers the local version 2.x.y+cpu, so grading installs no CUDA libraries.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 _CONFIG = re.compile(r"#\s+assignment\s+config", re.I)
 _RESULTS = re.compile(r"results_table\(\s*[\"'](\w+)[\"']")
 # What the wheel is built from (a copy, so the build writes nothing into the checkout).
@@ -119,7 +118,7 @@ def grading_requirements(wheel_name: str) -> list[str]:
     import torch
 
     torch_version = torch.__version__.split("+")[0]
-    return [f"--find-links {TORCH_CPU_INDEX}", f"torch=={torch_version}",
+    return [f"--extra-index-url {TORCH_CPU_INDEX}", f"torch=={torch_version}",
             f"./files/{wheel_name}"]
 
 

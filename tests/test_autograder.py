@@ -10,7 +10,9 @@ student notebook zero, with no import error. A cell added to each graded copy re
 the kernel's labkit lives and where it writes: in the venv and in otter's folder under the
 scratch folder, never the checkout, whose figures/ is unchanged.
 
-The venv is built once per test session (about a minute with pip's local cache).
+The venv is built once per test session (minutes, with pip's local wheels). Where a host
+that the requirements name cannot be reached (torch's CPU index, on an offline machine), pip is
+told not to retry it (``PIP_RETRIES=0``): it would otherwise wait on it for every package.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def grading(tmp_path_factory):
     venv.EnvBuilder(with_pip=True, system_site_packages=False).create(venv_dir)
     env = _clean_env(scratch, venv_dir)
     done = subprocess.run([str(venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                           "-r", "requirements.txt"], cwd=source, env=env, capture_output=True,
-                          text=True, timeout=1800)
+                           "-r", "requirements.txt"], cwd=source, env=dict(env, PIP_RETRIES="0"),
+                          capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return editions, venv_dir, scratch
 
