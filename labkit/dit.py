@@ -29,7 +29,7 @@ from torch import nn
 from . import _checks
 from .process import ou_time_from_alpha_bar, score_from_noise
 from .sampling import sample
-from .train import _FROM_CONFIG, TrainConfig, dsm_noise_loss, save_atomically, train, train_config
+from .train import _FROM_CONFIG, TrainConfig, _train_config, dsm_noise_loss, save_atomically, train
 
 __all__ = [
     "DiTConfig", "PRESETS", "DiT", "patchify", "unpatchify", "ddpm_time", "DDPMTime",
@@ -332,7 +332,7 @@ def train_dit(model: DiT, images: torch.Tensor, config: TrainConfig | None = Non
         settings = {"batch_size": 64, "lr": 1e-3,
                     **{k: v for k, v in settings.items() if v is not _FROM_CONFIG}}
     return train(model, partial(dsm_noise_loss, t_sampler=DDPMTime("uniform")), images,
-                 train_config(config, **settings), generator=generator, callbacks=callbacks,
+                 _train_config(config, **settings), generator=generator, callbacks=callbacks,
                  eval_every=eval_every, eval_at=eval_at, checkpoint_path=checkpoint_path,
                  progress=progress)
 

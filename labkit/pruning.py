@@ -24,7 +24,7 @@ import torch
 
 from . import _checks, _moved
 from .dit import DDPMTime, DiT, train_dit, with_heads
-from .train import _FROM_CONFIG, TrainConfig, dsm_noise_loss, train_config
+from .train import _FROM_CONFIG, TrainConfig, _train_config, dsm_noise_loss
 
 __all__ = [
     "masked_heads", "head_importance", "magnitude_importance", "random_importance", "IMPORTANCE",
@@ -260,11 +260,11 @@ def fine_tune(model: DiT, images: torch.Tensor, config: TrainConfig | None = Non
     :class:`labkit.train.TrainConfig`, e.g. :meth:`labkit.experiments.Protocol.fine_tuning`) or
     as keywords (without ``config``: ``batch_size=64``, ``lr=1e-4``). Returns the History."""
     if config is None:
-        config = train_config(steps=steps,
-                              batch_size=64 if batch_size is _FROM_CONFIG else batch_size,
-                              lr=1e-4 if lr is _FROM_CONFIG else lr)
+        config = _train_config(steps=steps,
+                               batch_size=64 if batch_size is _FROM_CONFIG else batch_size,
+                               lr=1e-4 if lr is _FROM_CONFIG else lr)
     else:
-        config = train_config(config, steps=steps, batch_size=batch_size, lr=lr)
+        config = _train_config(config, steps=steps, batch_size=batch_size, lr=lr)
     return train_dit(model, images, config, generator=generator, checkpoint_path=checkpoint_path,
                      progress=progress)
 

@@ -374,7 +374,7 @@ class TrainConfig:
                                                    closed_right=False))
 
 
-def train_config(config: TrainConfig | None = None, **settings) -> TrainConfig:
+def _train_config(config: TrainConfig | None = None, **settings) -> TrainConfig:
     """``config`` with the ``settings`` that were given (those not left at ``<TrainConfig>``)
     replaced, or a new :class:`TrainConfig` from them when ``config`` is None."""
     given = {k: v for k, v in settings.items() if v is not _FROM_CONFIG}
@@ -451,9 +451,9 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, config: TrainConfig | N
                         f"(model.to({data.dtype}))")
     if not torch.isfinite(data).all():
         raise ValueError("data contains NaN or infinite values")
-    cfg = train_config(config, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                       optimizer=optimizer, betas=betas, warmup_steps=warmup_steps,
-                       grad_clip=grad_clip, ema_decay=ema_decay)
+    cfg = _train_config(config, steps=steps, batch_size=batch_size, lr=lr,
+                        weight_decay=weight_decay, optimizer=optimizer, betas=betas,
+                        warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay)
     steps, batch_size, lr, optimizer = cfg.steps, cfg.batch_size, cfg.lr, cfg.optimizer
     weight_decay, betas, warmup_steps = cfg.weight_decay, cfg.betas, cfg.warmup_steps
     grad_clip, ema_decay = cfg.grad_clip, cfg.ema_decay
