@@ -388,3 +388,13 @@ def test_verify_recomputes_in_an_empty_cache(user_module, monkeypatch):
     assert results.verify("ring.json", rows=2, log=lambda m: None)
     assert len(seen) == 2 and all(c and "labkit-verify-" in c for c in seen)
     assert os.environ["LABKIT_CACHE"] == str(user_module / "cache")  # restored afterwards
+
+
+def test_results_table_reads_a_users_set(user_module):
+    results.run_results("my_experiments:ring_time", "ring.json", log=lambda m: None)
+    logs = []
+    table = results.results_table("my_experiments:ring_time", path="ring.json", missing="skip", log=logs.append)
+    assert len(table) == 4 and table.unique("n_steps") == [20, 40]
+    assert logs[0].startswith("my_experiments:ring_time: 4 of 4 rows read from ring.json")
+    with pytest.raises(ValueError, match="path is needed"):
+        results.results_table("my_experiments:ring_time")
