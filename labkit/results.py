@@ -159,7 +159,7 @@ def _module_provenance(label: str, exp) -> dict:
     source, so a file says which code made it even when that code lives outside labkit."""
     import hashlib
 
-    module = label.partition(":")[0] if ":" in label else exp.point_fn.partition(":")[0]
+    module = label.partition(":")[0] if ":" in label else "labkit.experiments.registry"
     out = {"module": module}
     try:
         source = inspect.getsource(importlib.import_module(module))
