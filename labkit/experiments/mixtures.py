@@ -219,7 +219,7 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
 
 def training_time_study(data, *, width: int = 256, steps: int = 16000, seeds=(0, 1, 2),
                         gen_nats: float | None = None, mem_points: float | None = None,
-                        log=None, **curve) -> "Table":
+                        log=None, **curve):
     """The training-time study on ``data`` in one call: :func:`mixture_curve` once per seed of
     ``seeds`` (``width``, ``steps`` and any other of its keywords in ``curve``; ``data`` your
     points, a :class:`labkit.data.PointCloud`, or a registered name such as ``"ring"``), each
