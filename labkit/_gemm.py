@@ -4,10 +4,12 @@ torch's CPU wheels multiply with Intel MKL; numpy's with OpenBLAS. Which of the 
 depends on the cores, not on a vendor name: on some AMD cores OpenBLAS's kernels run fp32 GEMMs
 at 1.3-1.6x MKL's rate, on Intel cores MKL is usually the faster. So the pick is measured: the
 first large product of a process times one fp32 GEMM (256 x 1024 x 1024, about 0.5 GFLOP) in
-each library, interleaved, best of three (some 30 ms in all), at torch's current thread count,
-and caches the answer for that thread count. numpy runs with as many BLAS threads as torch
-(``torch.get_num_threads()``), restored afterwards, so a process that limits torch's threads
-limits these products too.
+each library, interleaved, best of three (some 40 ms in all), at torch's current thread
+count, and caches the answer for that count (the libraries scale differently over threads).
+On one thread it times the CPU time of the calling thread, which other jobs on a busy machine
+do not inflate; on more, the wall clock. numpy runs the products with as many BLAS threads as
+torch (``torch.get_num_threads()``), restored afterwards, so a process that limits torch's
+threads limits these products too.
 
 The pick applies only where the products are the same computation in either library: 2-D
 float32 CPU tensors, no autograd (inputs that do not require grad, or grad mode off), at least
@@ -57,15 +59,18 @@ def backend(flops: float = float("inf")) -> str:
 
 @functools.lru_cache(maxsize=None)
 def measured(threads: int) -> str:
-    """The faster fp32 GEMM at ``threads`` threads, ``"torch"`` or ``"numpy"`` (cached)."""
+    """The library with the faster fp32 GEMM at ``threads`` threads: ``"torch"`` or
+    ``"numpy"`` (measured once per process and thread count; numpy only when clearly faster)."""
     rates = gemm_rates(threads)
     return "numpy" if rates["numpy"] * _MARGIN > rates["torch"] else "torch"
 
 
-def gemm_rates(threads: int, shape: tuple[int, int, int] = _SHAPE,
-               repeats: int = 3) -> dict[str, float]:
+def gemm_rates(threads: int, shape: tuple[int, int, int] = _SHAPE, repeats: int = 3,
+               clock=None) -> dict[str, float]:
     """FLOP/s of one fp32 GEMM of ``shape`` (m, k, n) in torch and in numpy at ``threads``
-    threads: interleaved, best of ``repeats`` after a warm-up of each."""
+    threads: interleaved, best of ``repeats`` after a warm-up of each. ``clock`` defaults to
+    the calling thread's CPU time on one thread, the wall clock on more."""
+    clock = clock or (time.thread_time if threads == 1 else time.perf_counter)
     m, k, n = shape
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
@@ -80,13 +85,13 @@ def gemm_rates(threads: int, shape: tuple[int, int, int] = _SHAPE,
         with blas_threads(threads):
             for round_ in range(repeats + 1):
                 for name, run in runs.items():
-                    start = time.perf_counter()
+                    start = clock()
                     run()
                     if round_:
-                        best[name] = min(best[name], time.perf_counter() - start)
+                        best[name] = min(best[name], clock() - start)
     finally:
         torch.set_num_threads(before)
-    return {name: 2 * m * k * n / seconds for name, seconds in best.items()}
+    return {name: 2 * m * k * n / max(seconds, 1e-9) for name, seconds in best.items()}
 
 
 @functools.lru_cache(maxsize=1)

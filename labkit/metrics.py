@@ -45,7 +45,8 @@ _TILE_WIDE = 1 << 21  # from _WIDE_DIM on: 8 MiB; the GEMM's 2 d flops an entry 
 _WIDE_DIM = 256  # from here ||y||^2 is added to each tile rather than to copies of the inputs
 _ROWS = 512  # rows of x per tile by default: a GEMM of this height runs at full rate
 _GROUP_MIN_BUDGET = 1 << 22  # entries of one row chunk's group minima: 16 MiB in float32
-_REMEASURE = 1 << 16  # entries of candidate differences re-measured at once: 256 KiB, in L2
+_REMEASURE = 1 << 18  # entries of candidate differences re-measured at once: 1 MiB
+_SUPER = 16  # group minima per super-group: the candidates are found from their minima
 _BOOTSTRAP_BLOCK = 1 << 21  # resampled indices per block of bootstrap_interval: 16 MiB of int64
 
 
@@ -96,8 +97,12 @@ def _working_precision(x: torch.Tensor) -> torch.Tensor:
 
 
 def _finite_sq_norms(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``||x_i||^2`` (m,); checking these is cheaper than checking every entry of x."""
-    sq_norms = (x * x).sum(1)
+    """``||x_i||^2`` (m,); checking these is cheaper than checking every entry of x.
+
+    From the norm, without the (m, d) temporary of ``(x * x).sum(1)``, which costs as much as a
+    tenth of the search at d = 3072; its rounding error (a few units in the last place) is
+    within the bound of :func:`_key_tolerance`."""
+    sq_norms = torch.linalg.vector_norm(x, dim=1).square()
     if not torch.isfinite(sq_norms).all():
         raise ValueError(f"{name} contains NaN or infinite values (or values too large to square)")
     return sq_norms
@@ -118,7 +123,11 @@ def _nearest(x: torch.Tensor, x_sq: torch.Tensor, ref: torch.Tensor, ref_sq: tor
     num_groups = n_pad // group
     rows = min(m, chunk_size or _ROWS, max(1, _GROUP_MIN_BUDGET // num_groups))
     wide = d >= _WIDE_DIM
-    block = min(n_pad, max(16 * group, (_TILE_WIDE if wide else _TILE) // rows // group * group))
+    budget = _TILE_WIDE if wide else _TILE
+    # columns per tile: whole groups, and at least 64 columns a group (the minimum over each
+    # group's strided columns vectorizes over them), fewer rows if that outgrows the budget
+    block = min(n_pad, max(64 * group, budget // rows // group * group))
+    rows = min(rows, max(1, budget // block))
     members = _group_members(n, n_pad, block, group, x.device)  # (num_groups, group)
     if wide:  # tile = ||y||^2 - 2 x.y, the bias added to the GEMM's x.y
         lhs, keys = x, ref
@@ -208,15 +217,38 @@ def _fp32_gemm_reduced() -> bool:
 
 def _candidate_groups(group_min: torch.Tensor, k: int, tol: torch.Tensor) -> torch.Tensor:
     """Indices (c, K) of the groups that may hold one of the k nearest points: those whose
-    minimum is within ``2 tol`` of the k-th smallest group minimum (K >= k, usually K = k)."""
-    num_groups = group_min.shape[1]
+    minimum is within ``2 tol`` of the k-th smallest group minimum (K >= k, usually K = k).
+
+    Where there are many groups, their minima are first reduced over super-groups of
+    ``_SUPER`` (groups ``j + s * width``): the k smallest groups lie in the k super-groups of
+    smallest minima, which give the k-th smallest group minimum exactly, and every group within
+    the limit lies in a super-group within it. A sort-free minimum then does most of the work
+    that ``topk`` would do over every group."""
+    c, num_groups = group_min.shape
     k = min(k, num_groups)
-    lowest = group_min.topk(min(k + 1, num_groups), dim=1, largest=False)  # sorted ascending
-    limit = lowest.values[:, k - 1] + 2 * tol  # (c,)
-    if k == num_groups or not (lowest.values[:, k] <= limit).any():
-        return lowest.indices[:, :k]
-    wide = int((group_min <= limit[:, None]).sum(1).max())  # near-ties: keep every close group
-    return group_min.topk(wide, dim=1, largest=False).indices
+    if num_groups < 16 * _SUPER:
+        lowest = group_min.topk(min(k + 1, num_groups), dim=1, largest=False)  # sorted ascending
+        limit = lowest.values[:, k - 1] + 2 * tol  # (c,)
+        if k == num_groups or not (lowest.values[:, k] <= limit).any():
+            return lowest.indices[:, :k]
+        wide = int((group_min <= limit[:, None]).sum(1).max())  # near-ties: every close group
+        return group_min.topk(wide, dim=1, largest=False).indices
+    padded = torch.nn.functional.pad(group_min, (0, -num_groups % _SUPER), value=math.inf)
+    width = padded.shape[1] // _SUPER
+    supers = padded.view(c, _SUPER, width).amin(1)  # (c, width)
+    offsets = width * torch.arange(_SUPER, device=group_min.device)  # (_SUPER,)
+
+    def groups_of(chosen):  # (c, S) super-groups -> their groups (c, S * _SUPER) and minima
+        ids = (chosen[:, :, None] + offsets).flatten(1)
+        return ids, padded.gather(1, ids)
+
+    ids, values = groups_of(supers.topk(min(k, width), dim=1, largest=False).indices)
+    limit = values.topk(k, dim=1, largest=False).values[:, k - 1] + 2 * tol  # (c,)
+    close = int((supers <= limit[:, None]).sum(1).max())
+    if close > min(k, width):  # near-ties: every super-group within the limit
+        ids, values = groups_of(supers.topk(close, dim=1, largest=False).indices)
+    wide = max(k, int((values <= limit[:, None]).sum(1).max()))
+    return ids.gather(1, values.topk(wide, dim=1, largest=False).indices)
 
 
 def _remeasure(q: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor,

@@ -65,9 +65,12 @@ def test_a_tie_keeps_torch(monkeypatch):
         _gemm.measured.cache_clear()
 
 
-def test_gemm_rates_are_measured_for_both_libraries():
-    rates = _gemm.gemm_rates(1, shape=(32, 64, 48), repeats=1)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm_rates_are_measured_for_both_libraries(threads):
+    before = torch.get_num_threads()
+    rates = _gemm.gemm_rates(threads, shape=(32, 64, 48), repeats=1)
     assert set(rates) == set(BACKENDS) and all(rate > 0 for rate in rates.values())
+    assert torch.get_num_threads() == before
 
 
 def test_blas_threads_follow_torch_and_are_restored():

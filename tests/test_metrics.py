@@ -69,7 +69,9 @@ def test_nearest_neighbors_hard_cases(gen, case, chunk_size):
     torch.testing.assert_close(dist, expected.values.to(x.dtype))
 
 
-def test_near_ties_widen_the_candidates(gen, monkeypatch):
+@pytest.mark.parametrize("supers", [16, 2])  # without and with super-groups (from 32 groups)
+def test_near_ties_widen_the_candidates(gen, monkeypatch, supers):
+    monkeypatch.setattr(metrics, "_SUPER", supers)
     widths = []
 
     def spy(group_min, k, tol):
@@ -134,10 +136,10 @@ TILED = settings(max_examples=40, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 400), d=st.sampled_from([1, 2, 5, 17, 260]),
        m=st.integers(1, 40), k=st.integers(1, 4), copies=st.lists(st.integers(0, 400), max_size=30),
        tile=st.sampled_from([1 << 6, 1 << 9, 1 << 12]), chunk=st.sampled_from([None, 1, 9]),
-       group=st.sampled_from([None, 2, 64]), backend=st.sampled_from(["torch", "numpy"]),
-       spread=st.sampled_from([1.0, 1e-3]))
+       group=st.sampled_from([None, 2, 64]), supers=st.sampled_from([1, 2, 16]),
+       backend=st.sampled_from(["torch", "numpy"]), spread=st.sampled_from([1.0, 1e-3]))
 def test_nearest_neighbors_match_brute_force_at_any_tiling(seed, n, d, m, k, copies, tile, chunk,
-                                                          group, backend, spread):
+                                                          group, supers, backend, spread):
     g = torch.Generator().manual_seed(seed)
     base = 1 + spread * torch.randn(n, d, generator=g)  # spread 1e-3: the expanded form cancels
     ref = torch.cat([base, base[[c % n for c in copies]]])
@@ -148,6 +150,7 @@ def test_nearest_neighbors_match_brute_force_at_any_tiling(seed, n, d, m, k, cop
         patch.setenv("LABKIT_GEMM", backend)
         patch.setattr(metrics, "_TILE", tile)
         patch.setattr(metrics, "_TILE_WIDE", tile)
+        patch.setattr(metrics, "_SUPER", supers)  # 1 and 2: super-groups from 16 and 32 groups
         if group is not None:
             patch.setattr(metrics, "_group_size", lambda n, d, k: group)
         dist, idx = metrics.nearest_neighbors(x, ref, k=k, chunk_size=chunk)
