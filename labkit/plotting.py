@@ -450,7 +450,7 @@ def censored_law_figure(laws: dict, title: str):
     the fit's centre."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(laws), figsize=(5.0 * len(laws), 4.0), layout="constrained",
+    fig, axes = plt.subplots(1, len(laws), figsize=(3.4 * len(laws), 3.9), layout="constrained",
                              squeeze=False)
     for ax, (name, (observations, fit)) in zip(axes[0], laws.items()):
         ns = np.array(sorted({o["x"] for o in observations}), dtype=float)
