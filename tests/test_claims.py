@@ -322,6 +322,16 @@ def test_the_notebooks_conclusions_are_within_their_verdicts(name, stored):
     C.check_notebook(path, stored)
 
 
+def test_the_readme_conclusions_are_within_their_verdicts(stored):
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "<!-- claim:" in text  # the README states results from the sets: marked
+    assert C.text_problems(text, stored) == []
+    # the guard fails on the README's own sentences once a verdict turns against them
+    flipped = [{**c, "verdict": "unresolved" if c["verdict"] == "supported" else "supported"}
+               for c in stored]
+    assert C.text_problems(text, flipped)
+
+
 def test_claims_table_is_narrow_and_lists_a_notebooks_claims(stored):
     table = C.claims_table("03", stored)
     lines = table.splitlines()

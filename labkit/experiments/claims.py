@@ -50,7 +50,7 @@ from .registry import PRIMARY_SEEDS
 
 __all__ = ["ALPHA", "PRIMARY_MIN_SEEDS", "PHRASES", "Claim", "CLAIMS", "claim", "compute_claims",
            "write_claims", "load_claims", "claims_by_id", "compare_claims", "claims_table",
-           "sensitivity_table", "notebook_problems", "check_notebook"]
+           "sensitivity_table", "text_problems", "notebook_problems", "check_notebook"]
 
 ALPHA = 0.05
 PRIMARY_MIN_SEEDS = len(PRIMARY_SEEDS)
@@ -688,29 +688,34 @@ def _marked_sentences(text: str):
         pending = []
 
 
-def notebook_problems(path, claims=None) -> list[str]:
-    """The marked conclusions of notebook ``path`` whose words do not match their claim's
-    verdict (see :data:`PHRASES`): an unresolved claim's sentence must say so ("could not
-    tell", "unresolved", ...), a contradicted one's must say that, a supported one's must use
-    neither; an unknown id is a problem too."""
+def text_problems(text: str, claims=None) -> list[str]:
+    """The marked conclusions (``<!-- claim: ID -->`` markers) of a Markdown ``text`` whose
+    words do not match their claim's verdict (see :data:`PHRASES`): an unresolved claim's
+    sentence must say so ("could not tell", "unresolved", ...), a contradicted one's must say
+    that, a supported one's must use neither; an unknown id is a problem too. The README and
+    the notebooks are checked with it."""
     claims = load_claims() if claims is None else claims
     verdicts = {c["id"]: c["verdict"] for c in claims}
-    cells = json.loads(Path(path).read_text())["cells"]
     problems = []
-    for cell in cells:
-        if cell["cell_type"] != "markdown":
+    for claim_id, sentence in _marked_sentences(text):
+        if claim_id not in verdicts:
+            problems.append(f"{claim_id}: no such claim ({sentence[:60]}...)")
             continue
-        for claim_id, sentence in _marked_sentences("".join(cell["source"])):
-            if claim_id not in verdicts:
-                problems.append(f"{claim_id}: no such claim ({sentence[:60]}...)")
-                continue
-            verdict, low = verdicts[claim_id], sentence.lower()
-            says = {v for v, words in PHRASES.items() if any(w in low for w in words)}
-            ok = verdict in says if verdict in PHRASES else not says
-            if not ok:
-                problems.append(f"{claim_id} is {verdict}, but its sentence says "
-                                f"{'/'.join(sorted(says)) or 'it holds'}: {sentence!r}")
+        verdict, low = verdicts[claim_id], sentence.lower()
+        says = {v for v, words in PHRASES.items() if any(w in low for w in words)}
+        ok = verdict in says if verdict in PHRASES else not says
+        if not ok:
+            problems.append(f"{claim_id} is {verdict}, but its sentence says "
+                            f"{'/'.join(sorted(says)) or 'it holds'}: {sentence!r}")
     return problems
+
+
+def notebook_problems(path, claims=None) -> list[str]:
+    """:func:`text_problems` of every Markdown cell of notebook ``path``."""
+    claims = load_claims() if claims is None else claims
+    cells = json.loads(Path(path).read_text())["cells"]
+    return [problem for cell in cells if cell["cell_type"] == "markdown"
+            for problem in text_problems("".join(cell["source"]), claims)]
 
 
 def check_notebook(path, claims=None) -> int:
