@@ -43,8 +43,8 @@ __all__ = [
 _TILE = 1 << 18  # entries of one distance tile for d < _WIDE_DIM: 1 MiB in float32, stays in L2
 _TILE_WIDE = 1 << 21  # from _WIDE_DIM on: 8 MiB; the GEMM's 2 d flops an entry dwarf its traffic
 _WIDE_DIM = 256  # from here ||y||^2 is added to each tile rather than to copies of the inputs
-_ROWS = 512  # rows of x per tile by default: a GEMM of this height runs at full rate
-_GROUP_MIN_BUDGET = 1 << 22  # entries of one row chunk's group minima: 16 MiB in float32
+_ROWS = 1024  # rows of x per tile at most by default: a GEMM of this height runs at full rate
+_GROUP_MIN_BUDGET = 1 << 23  # entries of one row chunk's group minima: 32 MiB in float32
 _REMEASURE = 1 << 18  # entries of candidate differences re-measured at once: 1 MiB
 _SUPER = 16  # group minima per super-group: the candidates are found from their minima
 _BOOTSTRAP_BLOCK = 1 << 21  # resampled indices per block of bootstrap_interval: 16 MiB of int64
@@ -55,8 +55,8 @@ def nearest_neighbors(x: torch.Tensor, ref: torch.Tensor, k: int = 2,
     """Exact k nearest neighbours of each row of x (m, d) among the rows of ref (n, d).
 
     Returns ``(distances (m, k), indices (m, k))``, sorted ascending. ``chunk_size`` is the
-    number of rows of x handled at once (default 512, fewer where the group minima of a chunk
-    would pass 2^22 entries); 16-bit inputs are computed in float32.
+    number of rows of x handled at once (default: up to 1024, fewer where the group minima of a
+    chunk would pass 2^23 entries); 16-bit inputs are computed in float32.
 
     The squared distances ``||x||^2 - 2 x.y + ||y||^2`` come from GEMMs over tiles of up to
     2^21 entries (2^18 below d = 256, so they stay in cache), each reduced at once to its minimum
@@ -70,7 +70,7 @@ def nearest_neighbors(x: torch.Tensor, ref: torch.Tensor, k: int = 2,
     so the result is exact: cancellation in the expanded form cannot swap neighbours.
 
     Memory beyond the inputs and the result: one tile (at most 8 MiB in float32), the group
-    minima of one row chunk (at most 16 MiB), 256 KiB of re-measured differences, and below
+    minima of one row chunk (at most 32 MiB), 1 MiB of re-measured differences, and below
     d = 256 the augmented copies ``[x, 1]`` (m, d + 1) and ``[-2 y, ||y||^2]`` (n, d + 1).
     Large float32 products on the CPU run through the faster of torch's and numpy's BLAS
     (measured once per process; ``LABKIT_GEMM=torch|numpy`` forces one: ``labkit._gemm``).
@@ -128,6 +128,7 @@ def _nearest(x: torch.Tensor, x_sq: torch.Tensor, ref: torch.Tensor, ref_sq: tor
     # group's strided columns vectorizes over them), fewer rows if that outgrows the budget
     block = min(n_pad, max(64 * group, budget // rows // group * group))
     rows = min(rows, max(1, budget // block))
+    rows = -(-m // -(-m // rows))  # the same height for every chunk: no thin last GEMM
     members = _group_members(n, n_pad, block, group, x.device)  # (num_groups, group)
     if wide:  # tile = ||y||^2 - 2 x.y, the bias added to the GEMM's x.y
         lhs, keys = x, ref
