@@ -62,7 +62,7 @@ book: venv assets
 	@echo "book written to site/: open $(CURDIR)/site/index.html, or serve it: $(PY) -m http.server --directory site 8000"
 
 test: venv assets browser
-	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile --durations=10 tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 unit: venv
 	$(PY) -m pytest -n $(JOBS) --dist loadfile tests
