@@ -57,6 +57,7 @@ SPHINXOPTS ?= -W --keep-going -q
 book: venv assets
 	$(if $(filter --no-execute,$(BOOK_ARGS)),,$(PY) scripts/execute_notebooks.py $(filter-out --no-execute,$(BOOK_ARGS)))
 	$(PY) scripts/stamp_readme.py
+	$(PY) -m course times --write docs/course.md  # student time, counted from the notebooks
 	$(VENV)/bin/sphinx-build -b html $(SPHINXOPTS) -d .cache/book-doctrees docs site
 	$(PY) scripts/check_links.py site
 	@echo "book written to site/: open $(CURDIR)/site/index.html, or serve it: $(PY) -m http.server --directory site 8000"
