@@ -2,10 +2,12 @@
 
 torch's CPU wheels multiply with Intel MKL; numpy's with OpenBLAS. Which of the two is faster
 depends on the cores, not on a vendor name: on some AMD cores OpenBLAS's kernels run fp32 GEMMs
-at 1.3-1.6x MKL's rate, on Intel cores MKL is usually the faster. So the pick is measured: the
-first large product of a process times one fp32 GEMM (256 x 1024 x 1024, about 0.5 GFLOP) in
-each library, interleaved, best of three (some 40 ms in all), at torch's current thread
-count, and caches the answer for that count (the libraries scale differently over threads).
+at 1.2-1.7x MKL's rate on two threads, on Intel cores MKL is usually at least as fast. So the
+pick is measured: the first large product of a process times one fp32 GEMM (512 x 1024 x 2048,
+about 2 GFLOP: at smaller sizes the libraries differ less than at the sizes they serve) in
+each library, interleaved, best of three (some 0.2 s in all on one core), at torch's current
+thread count, and caches the answer for that count (the libraries scale differently over
+threads).
 On one thread it times the CPU time of the calling thread, which other jobs on a busy machine
 do not inflate; on more, the wall clock. numpy runs the products with as many BLAS threads as
 torch (``torch.get_num_threads()``), restored afterwards, so a process that limits torch's
@@ -35,7 +37,7 @@ import torch
 ENV = "LABKIT_GEMM"
 CHOICES = ("auto", "torch", "numpy")
 MIN_FLOPS = 1 << 26  # below ~0.07 GFLOP a product takes under a millisecond: torch, no pick
-_SHAPE = (256, 1024, 1024)  # (m, k, n) of the measured GEMM
+_SHAPE = (512, 1024, 2048)  # (m, k, n) of the measured GEMM
 _MARGIN = 0.95  # numpy is picked only when it takes at most this fraction of torch's time
 
 
