@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 _CONFIG = re.compile(r"#\s+assignment\s+config", re.I)
 _RESULTS = re.compile(r"results_table\(\s*[\"'](\w+)[\"']")
+_CLAIMS = re.compile(r"claims\.load_claims\(")  # reads results/claims.json
 # What the wheel is built from (a copy, so the build writes nothing into the checkout).
 WHEEL_SOURCES = ("pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CITATION.cff",
                  "CHANGELOG.md", "labkit")
@@ -83,11 +84,14 @@ def assignment_notebooks(folder: str | Path) -> list[Path]:
 
 
 def results_read_by(nb) -> list[str]:
-    """The result sets (``results/<name>.json``) that notebook ``nb``'s code reads, in order."""
+    """The result sets (``results/<name>.json``) that notebook ``nb``'s code reads, in order,
+    and ``claims`` (``results/claims.json``) when it loads the declared claims."""
     names: list[str] = []
     for cell in nb.cells:
         if cell.cell_type == "code":
             names += [n for n in _RESULTS.findall(cell.source) if n not in names]
+            if _CLAIMS.search(cell.source) and "claims" not in names:
+                names.append("claims")
     return names
 
 
