@@ -231,13 +231,31 @@ def _source(fn) -> str:
     return function_identity(fn)["source"][:16]
 
 
-def _row_provenance(fn, device: str) -> dict:
+def _code_provenance(fn, device: str) -> dict:
+    """What computes a run's rows, read once when the run starts (the workers import the same
+    code): the commit checked out then, whether labkit's files differed from it (``dirty``),
+    labkit's and torch's versions, the device and a digest of the point function's source."""
     import torch
 
     from . import __version__
 
-    return {"commit": _git_commit(), "labkit": __version__, "torch": torch.__version__, "device": device,
-            "source": _source(fn), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return {"commit": _git_commit(), "dirty": _git_dirty(), "labkit": __version__,
+            "torch": torch.__version__, "device": device, "source": _source(fn)}
+
+
+def _git_dirty() -> bool | None:
+    """Whether the checkout's labkit/ has uncommitted changes (None outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "."],
+                             cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def _row_provenance(code: dict) -> dict:
+    return {**code, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def _summary(rows) -> dict:
@@ -359,6 +377,7 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
                   "device": device, "threads": 1, **_module_provenance(name, exp),
                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
+    code = _code_provenance(fn, device)
 
     def write():
         order = {k: i for i, (k, _) in enumerate(keyed)}
@@ -389,7 +408,7 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
                     log(f"  [{k}/{len(todo)}] NOT STORED: {rejected[-1]}")
                     continue
                 done[key] = {"config": config, "result": result, "wall_s": wall, "version": version,
-                             "provenance": _row_provenance(fn, device)}
+                             "provenance": _row_provenance(code)}
                 write()
                 left = _time_left(list(pending.values()), list(done.values()), exp.prefix_key,
                                   workers)
