@@ -23,7 +23,9 @@ The package is flat, one file per concept, in the order the notebooks introduce 
 
 Around them: ``experiments`` (the paper's protocols: point functions, grids, the paper's
 numbers), ``results`` (the committed result sets ``results/<NAME>.json`` and their
-verification), ``cli`` (every command) and ``exercises`` (the student edition).
+verification), ``store`` and ``dispatch`` (where results are kept and where rows run) and ``cli``
+(every command). The course tooling (student editions, autograders) lives outside the library,
+in a checkout's ``course/`` package.
 
 Submodules load on first use (``labkit.scores`` or ``import labkit.scores``), so importing
 labkit stays cheap.
