@@ -450,7 +450,7 @@ def censored_law_figure(laws: dict, title: str):
     the fit's centre."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(laws), figsize=(3.4 * len(laws), 3.9), layout="constrained",
+    fig, axes = plt.subplots(1, len(laws), figsize=(3.6 * len(laws), 4.2), layout="constrained",
                              squeeze=False)
     for ax, (name, (observations, fit)) in zip(axes[0], laws.items()):
         ns = np.array(sorted({o["x"] for o in observations}), dtype=float)
@@ -466,16 +466,17 @@ def censored_law_figure(laws: dict, title: str):
         line = np.exp(fit["intercept"]) * ns ** fit["slope"]
         lo, hi = fit["interval"]
         bounds = f"[{'-' if lo is None else f'{lo:.2f}'}, {'-' if hi is None else f'{hi:.2f}'}]"
-        ax.plot(ns, line, color="k", lw=1.2, label=f"censored fit: slope {fit['slope']:.2f} {bounds}")
+        ax.plot(ns, line, color="k", lw=1.2, label="censored fit")
         centre = np.exp(np.log(ns).mean())
         mid = np.exp(fit["intercept"]) * centre ** fit["slope"]
         ax.plot(ns, mid * ns / centre, "k:", lw=1, label="slope 1 (linear in n)")
         ax.plot([], [], color=PALETTE[3], lw=2, label="a run: between two evaluations")
         ax.scatter([], [], marker="^", color=PALETTE[1], label="a run beyond the budget")
         ax.set(xscale="log", yscale="log", xlabel="training points n", ylabel="training step",
-               title=name)
+               title=f"{name}\nslope {fit['slope']:.2f} {bounds} (95%)")
         ax.set_xticks(ns, [f"{n:.0f}" for n in ns])
         ax.minorticks_off()
-        ax.legend(fontsize=9, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=9)
     fig.suptitle(title)
     return fig
