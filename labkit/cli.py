@@ -6,6 +6,7 @@
 ``labkit results run MOD:ATTR --out F`` an ``Experiment`` of your own module (current folder)
 ``labkit verify results/NAME.json``     recompute random rows and compare them with the file
 ``labkit claims [--check]``             every notebook conclusion computed into results/claims.json
+``labkit claims freeze``                record the declared claims in results/claims.lock
 ``labkit sweep GRID`` / ``labkit-sweep`` the paper-scale Fig. 3 grids into the sweep cache
 ``labkit prune`` / ``labkit-prune``     the Table 1 protocol on digits or a local CIFAR-10 copy
 
@@ -56,6 +57,9 @@ def _results_main(argv) -> int:
     run.add_argument("--limit", type=int,
                      help="compute at most this many new rows (0: report only)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--drop-stale", action="store_true",
+                     help="drop the file's rows that no longer match the grid, defaults or "
+                     "version (by default they are kept under 'superseded')")
     args = parser.parse_args(argv)
     if args.action == "list":
         from .results import _configs as configs
@@ -67,7 +71,7 @@ def _results_main(argv) -> int:
     try:
         run_results(args.name, args.out, device=args.device, n_jobs=args.n_jobs, limit=args.limit,
                     scheduler=args.scheduler, log=lambda m: print(m, flush=True),
-                    progress=not args.quiet)
+                    progress=not args.quiet, drop_stale=args.drop_stale)
     except ValueError as exc:
         parser.error(str(exc))
     return 0
@@ -105,6 +109,8 @@ def _claims_main(argv) -> int:
     parser.add_argument("--out", default=None, help="claims file (default results/claims.json)")
     parser.add_argument("--check", action="store_true",
                         help="recompute and compare with the file instead of writing it")
+    if argv[:1] == ["freeze"]:
+        return _freeze_main(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.check:
@@ -119,6 +125,24 @@ def _claims_main(argv) -> int:
     for c in claims:
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
     print(f"{len(claims)} claims: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _freeze_main(argv) -> int:
+    from .experiments.claims import freeze
+
+    parser = argparse.ArgumentParser(
+        prog="labkit claims freeze",
+        description="Record the declarations of every declared claim not frozen yet in "
+        "results/claims.lock (a digest each). Rows computed afterwards record the lock's digest, "
+        "and a claim is confirmatory only when every row it reads was computed under a lock "
+        "that holds its declaration.")
+    parser.parse_args(argv)
+    try:
+        freeze()
+    except ValueError as exc:
+        print(f"labkit claims freeze: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

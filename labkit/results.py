@@ -231,16 +231,63 @@ def _source(fn) -> str:
     return function_identity(fn)["source"][:16]
 
 
-def _code_provenance(fn, device: str) -> dict:
+def _files_digest(files, root: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(str(Path(f).relative_to(root)).encode() + b"\0" + Path(f).read_bytes() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def labkit_digest() -> str:
+    """A digest of every source file of the labkit package (its ``.py`` files, by path and
+    content): two runs with the same digest ran the same labkit code."""
+    root = Path(__file__).resolve().parent
+    return _files_digest(root.rglob("*.py"), root)
+
+
+def user_digest(module: str | None) -> dict | None:
+    """``{"module", "folder", "digest"}`` of a user's experiment module and every module it
+    imported from the same folder tree (a helper module the experiment uses included), or
+    None for labkit's own experiments."""
+    if not module or module.startswith("labkit"):
+        return None
+    mod = importlib.import_module(module)
+    top = Path(mod.__file__).resolve().parent
+    if mod.__name__.count(".") or (top / "__init__.py").exists():  # a package: its whole tree
+        while (top.parent / "__init__.py").exists():
+            top = top.parent
+    labkit_root = Path(__file__).resolve().parent
+    files = {Path(m.__file__).resolve() for m in list(sys.modules.values())
+             if getattr(m, "__file__", None) and str(m.__file__).endswith(".py")}
+    mine = [f for f in files if f.is_relative_to(top) and not f.is_relative_to(labkit_root)
+            and "site-packages" not in f.parts]
+    return {"module": module, "folder": str(top), "files": len(mine),
+            "digest": _files_digest(mine, top)}
+
+
+def _code_provenance(fn, device: str, module: str | None = None) -> dict:
     """What computes a run's rows, read once when the run starts (the workers import the same
     code): the commit checked out then, whether labkit's files differed from it (``dirty``),
-    labkit's and torch's versions, the device and a digest of the point function's source."""
+    labkit's and torch's versions, the device and torch threads, a digest of the point
+    function's source, of all of labkit's sources and (a user's experiment) of the user's
+    modules, the start time, and the digest of the claims frozen then
+    (:func:`labkit.experiments.claims.lock_digest`)."""
     import torch
 
     from . import __version__
+    from .experiments.claims import lock_digest
 
-    return {"commit": _git_commit(), "dirty": _git_dirty(), "labkit": __version__,
-            "torch": torch.__version__, "device": device, "source": _source(fn)}
+    out = {"commit": _git_commit(), "dirty": _git_dirty(), "labkit": __version__,
+           "torch": torch.__version__, "device": device, "threads": 1, "source": _source(fn),
+           "labkit_digest": labkit_digest(),
+           "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "claims_lock": lock_digest()}
+    user = user_digest(module)
+    if user is not None:
+        out["user_code"] = user
+    return out
 
 
 def _git_dirty() -> bool | None:
@@ -286,7 +333,8 @@ def _one_row(spec: str, config: dict, device: str, threads: int) -> tuple[dict, 
 
 
 def run_results(name, out=None, *, device: str = "cpu", n_jobs: int = 1, limit: int | None = None,
-                scheduler: str | None = None, log=print, progress: bool = False) -> dict:
+                scheduler: str | None = None, log=print, progress: bool = False,
+                drop_stale: bool = False) -> dict:
     """Compute the result set ``name`` (a registered name or ``"module:attribute"``, see
     :func:`experiment_for`) into ``out`` (default ``results/NAME.json``), computing only rows
     the file lacks and rewriting it atomically after every finished row. ``n_jobs`` worker
@@ -295,7 +343,14 @@ def run_results(name, out=None, *, device: str = "cpu", n_jobs: int = 1, limit: 
     most that many new rows (0: only report what is missing). ``progress`` shows a tqdm bar
     with the time left, estimated from the rows' recorded times. A row whose result cannot be
     stored (:func:`storable`) is kept under the labkit cache and reported, with its key and
-    config, in a ValueError raised once the other rows are done."""
+    config, in a ValueError raised once the other rows are done.
+
+    A file never loses a row silently: rows that no longer match the grid, the point function's
+    defaults or the experiment's version are moved to the file's ``superseded`` section with the
+    reason (``drop_stale=True`` drops them, saying how many); a file made by another experiment
+    is refused; a row whose checksum does not match its content (an edit by hand) stops the run
+    before anything is written. The log says how many stored rows were computed by other code
+    (another digest of labkit's sources) than the code running now."""
     from . import _checks
 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
@@ -313,7 +368,7 @@ def run_results(name, out=None, *, device: str = "cpu", n_jobs: int = 1, limit: 
     lock = _lock(path)  # held until the function returns (closed in the finally below)
     try:
         return _run_locked(label, exp, spec, configs, path, device, n_jobs, limit, scheduler, log,
-                           progress)
+                           progress, drop_stale)
     finally:
         lock.close()
 
@@ -345,7 +400,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler, log,
-                progress) -> dict:
+                progress, drop_stale=False) -> dict:
     import torch
     from tqdm.auto import tqdm
 
@@ -356,13 +411,25 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
     fn = resolve(spec)
     version = exp.version
     keyed = [(_row_key(fn, c, version), c) for c in configs]
-    done = {}
+    done, superseded, old, stale = {}, [], {}, []
     if path.exists():
         old = load_results(path)
-        if old["point_fn"] != spec:
-            raise ValueError(f"{path} was made by {old['point_fn']}, not {spec}; move it away to recompute")
-        found = _index(fn, old["rows"], version)
-        done = {k: found[k] for k, _ in keyed if k in found}
+        _check_owner(path, old, name, spec)
+        checksum_problems = _checksum_problems(old)
+        if checksum_problems:
+            raise ValueError(f"{path}: {'; '.join(checksum_problems[:3])}: the file was edited by "
+                             "hand; restore it from git (or recompute those rows) before a run "
+                             "writes it")
+        current = {k for k, _ in keyed}
+        done, stale = _partition(fn, old["rows"], version, current, spec)
+        superseded = list(old.get("superseded", []))
+        if stale and drop_stale:
+            log(f"{name}: dropping {len(stale)} stale rows (--drop-stale): {_reasons(stale)}")
+        elif stale:
+            superseded += stale
+            log(f"{name}: {len(stale)} rows of {path.name} do not match the current grid, defaults "
+                f"or version; kept under 'superseded' ({_reasons(stale)}); --drop-stale drops them")
+        _log_code(name, list(done.values()), log)
     missing = [c for k, c in keyed if k not in done]
     todo = missing if limit is None else missing[:limit]
     workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
@@ -377,15 +444,21 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
                   "device": device, "threads": 1, **_module_provenance(name, exp),
                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
-    code = _code_provenance(fn, device)
+    code = _code_provenance(fn, device, _module_provenance(name, exp)["module"])
 
     def write():
         order = {k: i for i, (k, _) in enumerate(keyed)}
-        rows = sorted(done.values(), key=lambda r: order[_row_key(fn, r["config"], version)])
+        rows = [_with_checksum(r) for r in
+                sorted(done.values(), key=lambda r: order[_row_key(fn, r["config"], version)])]
         prov = {**provenance, "version": version, "rows_by_commit": _summary(rows),
+                "code_versions": _code_versions(rows),
                 "wall_s": round(sum(r["wall_s"] for r in rows), 1)}
-        _write_atomically(path, {"name": name, "purpose": exp.purpose, "provenance": prov,
-                                 "point_fn": spec, "experiment": _rules(exp), "rows": rows})
+        doc = {"name": name, "purpose": exp.purpose, "provenance": prov, "point_fn": spec,
+               "experiment": _rules(exp), "rows": rows}
+        if superseded:
+            doc["superseded"] = superseded
+        doc["checksum"] = file_checksum(doc)
+        _write_atomically(path, doc)
 
     rejected = []
     if todo:
@@ -415,13 +488,125 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
                 bar.set_postfix_str(f"about {_duration(left)} left" if pending else "")
                 log(f"  [{k}/{len(todo)}] {wall:7.1f} s  {_short(config)}"
                     + (f"  (about {_duration(left)} left)" if pending and left else ""))
-    elif not path.exists():
+    elif not path.exists() or superseded != list(old.get("superseded", [])) or (
+            drop_stale and stale):
         write()
     log(f"{name}: {len(done)} of {len(configs)} rows in {path} ({time.perf_counter() - start:.0f} s this run)")
     if rejected:
         raise ValueError(f"{len(rejected)} row(s) of {name} could not be stored: "
                          + "; ".join(rejected))
     return load_results(path)
+
+
+def _check_owner(path: Path, data: dict, name: str, spec: str) -> None:
+    """Refuse to write ``name``'s rows into a file another experiment made."""
+    if data["point_fn"] != spec:
+        raise ValueError(f"{path} was made by {data['point_fn']}, not {spec}; give this "
+                         "experiment its own file (--out) or move that one away")
+    owner = data.get("name")
+    if owner is not None and owner != name:
+        raise ValueError(f"{path} holds the rows of experiment {owner!r}, not {name!r}; give "
+                         "this experiment its own file (--out)")
+
+
+def _partition(fn, rows, version, current: set, spec: str) -> tuple[dict, list]:
+    """``({key: row}, stale)``: the stored rows the current grid holds, and the others, each
+    with the reason it no longer matches under ``"superseded"``."""
+    import datetime as dt
+
+    done, stale = {}, []
+    when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for row in rows:
+        row_version = row.get("version", 1)
+        try:
+            key = row_key_of(fn, row["config"], row_version)
+            reason = None
+        except ValueError as exc:
+            key, reason = None, f"its config no longer fits {spec}: {exc}"
+        if reason is None and row_version != version:
+            reason = f"computed at version {row_version}; the experiment is at version {version}"
+        elif reason is None and key not in current:
+            reason = "not in the current grid (the grid or the point function's defaults changed)"
+        elif reason is None and key in done:
+            reason = "a second row with the same key"
+        if reason is None:
+            done[key] = row
+        else:
+            stale.append({**row, "superseded": {"reason": reason, "date": when}})
+    return done, stale
+
+
+def row_key_of(fn, config: dict, version) -> str:
+    """:func:`labkit.store.row_key`; ValueError when ``config`` no longer fits ``fn``."""
+    from .store import row_key
+
+    return row_key(fn, config, version)
+
+
+def _reasons(stale: list) -> str:
+    counts = {}
+    for row in stale:
+        reason = row["superseded"]["reason"]
+        counts[reason] = counts.get(reason, 0) + 1
+    return "; ".join(f"{n} {reason}" for reason, n in counts.items())
+
+
+def _log_code(name: str, rows: list, log) -> None:
+    """Say how many stored rows ran the current labkit code, other code, or unrecorded code."""
+    now = labkit_digest()
+    same = sum(1 for r in rows if (r.get("provenance") or {}).get("labkit_digest") == now)
+    unknown = sum(1 for r in rows if not (r.get("provenance") or {}).get("labkit_digest"))
+    other = len(rows) - same - unknown
+    if other or unknown:
+        log(f"{name}: of {len(rows)} stored rows, {same} ran the current labkit code, {other} "
+            f"other code, {unknown} code with no recorded digest; `labkit verify` recomputes "
+            "rows to check them against the current code")
+
+
+def row_checksum(row: dict) -> str:
+    """A digest of a row's stored content (config, result, version): an edit changes it."""
+    from .store import digest
+
+    return digest({"config": row["config"], "result": row["result"],
+                   "version": row.get("version", 1)})
+
+
+def _with_checksum(row: dict) -> dict:
+    return row if "checksum" in row else {**row, "checksum": row_checksum(row)}
+
+
+def file_checksum(doc: dict) -> str:
+    """A digest of a result file's rows (their checksums, in order) and superseded rows."""
+    from .store import digest
+
+    return digest({"rows": [row_checksum(r) for r in doc["rows"]],
+                   "superseded": [row_checksum(r) for r in doc.get("superseded", [])]})
+
+
+def _checksum_problems(doc: dict) -> list[str]:
+    """The rows whose stored checksum differs from their content, and a file checksum that
+    differs from the rows (a row added or removed by hand)."""
+    out = [f"row {i} ({_short(r['config'])}) does not match its checksum"
+           for i, r in enumerate(doc["rows"]) if "checksum" in r and r["checksum"] != row_checksum(r)]
+    if not out and "checksum" in doc and doc["checksum"] != file_checksum(doc):
+        out.append("the rows do not match the file's checksum (a row added or removed)")
+    return out
+
+
+def check_checksums(path) -> list[str]:
+    """Problems with the checksums of the result file at ``path`` (empty: none), found without
+    recomputing anything."""
+    return _checksum_problems(load_results(path))
+
+
+def _code_versions(rows) -> list[dict]:
+    """The code versions the rows came from: ``{commit, labkit_digest, rows}`` each."""
+    counts = {}
+    for r in rows:
+        made = r.get("provenance") or {}
+        key = (made.get("commit"), made.get("labkit_digest"))
+        counts[key] = counts.get(key, 0) + 1
+    return [{"commit": c, "labkit_digest": d, "rows": n} for (c, d), n in counts.items()]
 
 
 def _lock(path: Path):

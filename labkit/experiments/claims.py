@@ -39,14 +39,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import stats
-from .registry import PRIMARY_SEEDS
+from .registry import CONFIRMATORY_LAW_SEEDS, CONFIRMATORY_TABLE1_SEEDS, PRIMARY_SEEDS
 
 __all__ = ["ALPHA", "PRIMARY_MIN_SEEDS", "PHRASES", "Claim", "CLAIMS", "claim", "compute_claims",
            "write_claims", "load_claims", "claims_by_id", "compare_claims", "claims_table",
@@ -91,14 +91,25 @@ class Claim:
     metric_b: str | None = None
     check: Callable | None = None
     unit: str = ""
+    seeds: tuple | None = None  # the seeds the claim reads (None: every seed in the rows)
+    margin: float | None = None  # an equivalence margin for "no difference larger than"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r} ({self.id})")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r} ({self.id})")
-        if self.notebook not in ("02", "03"):
-            raise ValueError(f"notebook must be '02' or '03', got {self.notebook!r} ({self.id})")
+        if not (isinstance(self.notebook, str) and self.notebook):
+            raise ValueError(f"notebook must be a non-empty string (a notebook's number, e.g. "
+                             f"'02'), got {self.notebook!r} ({self.id})")
+        if self.seeds is not None and (isinstance(self.seeds, (str, bytes)) or not all(
+                isinstance(x, int) and not isinstance(x, bool) for x in self.seeds)):
+            raise TypeError(f"seeds must be a tuple of ints (the seeds the claim reads) or None, "
+                            f"got {self.seeds!r} ({self.id})")
+        if self.margin is not None and not (isinstance(self.margin, (int, float))
+                                            and self.margin > 0):
+            raise ValueError(f"margin must be a positive number (the equivalence margin), got "
+                             f"{self.margin!r} ({self.id})")
         if self.direction not in (1, -1):
             raise ValueError(f"direction must be 1 or -1, got {self.direction!r} ({self.id})")
         if self.kind == "label" and self.check is None:
@@ -359,6 +370,152 @@ CLAIMS: tuple[Claim, ...] = (
           "probe_memorization", {"n": 128}, {"n": 32}, direction=-1, unit="percent"),
 )
 
+# The claims above read the first eight runs of Table 1 and of the training-time study (seeds
+# 0-7, declared after some of their rows had been seen). The confirmatory claims below read only
+# runs computed after `labkit claims freeze` recorded their declarations.
+_FIRST_RUNS = tuple(PRIMARY_SEEDS)
+CLAIMS = tuple(replace(c, seeds=_FIRST_RUNS)
+               if c.result_set in ("table1", "training_time") and c.seeds is None else c
+               for c in CLAIMS)
+_T1C, _LAWC = tuple(CONFIRMATORY_TABLE1_SEEDS), tuple(CONFIRMATORY_LAW_SEEDS)
+_2D = {"mixture": "gmm4", "width": 256}
+CONFIRMATORY_CLAIMS: tuple[Claim, ...] = (
+    # -- notebook 03, Table 1 on runs 8-31 (memorization in percent)
+    Claim("t1c_small_vs_random", "Small-t importance pruning memorizes more than random pruning "
+          "(the paper's ordering), or the two differ by less than 3 points.", "03", _P,
+          "paired", "table1", "memorization", _arm("small-t importance"), _arm("random"),
+          unit="percent", seeds=_T1C, margin=3.0),
+    Claim("t1c_fd_small_vs_random", "Small-t importance pruning keeps quality better than random "
+          "pruning (lower FD).", "03", _P, "paired", "table1", "fd",
+          _arm("small-t importance"), _arm("random"), direction=-1, seeds=_T1C),
+    Claim("t1c_small_vs_original", "Small-t importance pruning (and fine-tuning) lowers "
+          "memorization below the original model's.", "03", _P, "paired", "table1",
+          "memorization", _arm("small-t importance"), _arm("original"), direction=-1,
+          unit="percent", seeds=_T1C),
+    Claim("t1c_random_vs_original", "Random pruning (and fine-tuning) lowers memorization below "
+          "the original model's.", "03", _P, "paired", "table1", "memorization",
+          _arm("random"), _arm("original"), direction=-1, unit="percent", seeds=_T1C),
+    Claim("t1c_small_vs_control", "Small-t importance pruning lowers memorization against the "
+          "fine-tuned, unpruned control.", "03", _P, "paired", "table1", "memorization",
+          _arm("small-t importance"), _arm("fine-tuned control"), direction=-1,
+          unit="percent", seeds=_T1C),
+    Claim("t1c_random_vs_control", "Random pruning lowers memorization against the fine-tuned, "
+          "unpruned control.", "03", _P, "paired", "table1", "memorization", _arm("random"),
+          _arm("fine-tuned control"), direction=-1, unit="percent", seeds=_T1C),
+    Claim("t1c_control_vs_original", "Fine-tuning the unpruned model for the same steps raises "
+          "memorization.", "03", _P, "paired", "table1", "memorization",
+          _arm("fine-tuned control"), _arm("original"), unit="percent", seeds=_T1C),
+    # -- notebook 02, the 2-D memorization-time law on runs 8-15 (n = 128 at 128,000 steps)
+    Claim("lawc_mem_2d_grows", "On the 2-D toy (width 256) the memorization time grows with n.",
+          "02", _P, "law", "training_time", "tau_mem", _2D, seeds=_LAWC),
+    Claim("lawc_mem_2d_vs_linear", "On the 2-D toy (width 256) the memorization time grows "
+          "faster than Bonnaire et al.'s linear law (slope above 1).", "02", _P, "law",
+          "training_time", "tau_mem", _2D, null=1.0, seeds=_LAWC),
+    Claim("lawc_mem_2d_curved", "On the 2-D toy (width 256) the memorization-time law is "
+          "steeper at larger n.", "02", _P, "law_curvature", "training_time", "tau_mem", _2D,
+          seeds=_LAWC),
+    Claim("lawc_gen_2d_grows", "On the 2-D toy (width 256) the time to reach fresh-draw quality "
+          "grows with n.", "02", _P, "law", "training_time", "tau_gen", _2D, seeds=_LAWC),
+)
+CLAIMS += CONFIRMATORY_CLAIMS
+
+
+# ----------------------------------------------------------------------------------------------
+# Freezing the declarations before their rows are computed
+
+def declaration(c: Claim) -> dict:
+    """What a claim declares, as JSON: its fields that differ from their defaults (a field
+    added later with a default leaves every earlier declaration's digest unchanged), its label
+    test named by module, name and a digest of its source."""
+    import dataclasses
+    import inspect
+
+    from ..store import digest
+
+    out = {}
+    for f in dataclasses.fields(c):
+        value = getattr(c, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else object())
+        if value == default and f.name not in ("id",):
+            continue
+        if callable(value):
+            value = {"fn": f"{value.__module__}:{value.__qualname__}",
+                     "source": digest(inspect.getsource(value))}
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def declaration_digest(c: Claim) -> str:
+    """The digest of :func:`declaration` ``(c)``: what ``labkit claims freeze`` records."""
+    from ..store import digest
+
+    return digest(declaration(c))
+
+
+def lock_path(results_dir=None) -> Path:
+    """The lock file of frozen declarations: ``results/claims.lock`` (JSON)."""
+    from ..store import results_dir as _results_dir
+
+    return Path(results_dir or _results_dir()) / "claims.lock"
+
+
+def read_lock(results_dir=None) -> dict:
+    """The lock file's content, ``{"freezes": [...]}`` (empty when nothing is frozen)."""
+    path = lock_path(results_dir)
+    if not path.is_file():
+        return {"freezes": []}
+    return json.loads(path.read_text())
+
+
+def lock_digest(results_dir=None) -> str | None:
+    """The digest of the latest freeze (every claim frozen so far, with its declaration's
+    digest), or None when nothing is frozen. Every row a run computes records it."""
+    freezes = read_lock(results_dir)["freezes"]
+    return freezes[-1]["digest"] if freezes else None
+
+
+def freeze(claims=None, results_dir=None, *, log=print) -> dict:
+    """Freeze the declarations of ``claims`` (default :data:`CLAIMS`): append a freeze to the lock
+    file that records each claim's declaration digest (the claims frozen before keep theirs), the
+    commit and the date. A claim whose declaration changed since it was frozen is refused
+    (ValueError naming it): a frozen claim is changed only by declaring a new one."""
+    import datetime as dt
+
+    from ..results import _git_commit
+    from ..store import digest, write_json
+
+    claims = CLAIMS if claims is None else claims
+    lock = read_lock(results_dir)
+    frozen = dict(lock["freezes"][-1]["claims"]) if lock["freezes"] else {}
+    changed = [c.id for c in claims if c.id in frozen and frozen[c.id] != declaration_digest(c)]
+    if changed:
+        raise ValueError(f"claims {changed} were frozen with another declaration; declare a new "
+                         "claim (a new id) instead of changing a frozen one")
+    new = {c.id: declaration_digest(c) for c in claims if c.id not in frozen}
+    if not new:
+        log(f"nothing to freeze: all {len(frozen)} declared claims are frozen")
+        return lock
+    frozen.update(new)
+    entry = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "commit": _git_commit(), "added": sorted(new), "claims": frozen,
+             "digest": digest(frozen)}
+    lock["freezes"].append(entry)
+    write_json(lock_path(results_dir), lock)
+    log(f"froze {len(new)} claims ({len(frozen)} in all); lock {entry['digest']}")
+    return lock
+
+
+def frozen_under(lock_id: str | None, results_dir=None) -> dict:
+    """``{claim id: declaration digest}`` frozen when a row recorded ``lock_id`` (empty for
+    None or an unknown lock)."""
+    for entry in read_lock(results_dir)["freezes"]:
+        if entry["digest"] == lock_id:
+            return entry["claims"]
+    return {}
+
 
 def claim(claim_id: str) -> Claim:
     """The declared :class:`Claim` called ``claim_id``."""
@@ -372,21 +529,15 @@ def claim(claim_id: str) -> Claim:
 # Reading the rows
 
 def _table1_rows(rows):
-    """Table 1's rows, one per (seed, arm): the six arms at the protocol's ratio, the sweep's
-    other ratios, and the base's memorization probe as method ``"base"``."""
-    out = []
+    """Table 1's rows, one per (seed, arm, ratio) with the arm as ``method``, and the base's
+    memorization probe of every run as method ``"base"``."""
+    out, bases = [], {}
     for row in rows:
-        seen = set()
-        for method, arm in row["arms"].items():
-            out.append({**arm, "seed": row["seed"], "method": method, "ratio": arm["ratio"]})
-            seen.add((method, arm["ratio"]))
-        for method, entries in row.get("sweep", {}).items():
-            out += [{**e, "seed": row["seed"], "method": method} for e in entries
-                    if (method, e["ratio"]) not in seen]
-        out.append({"seed": row["seed"], "method": "base",
-                    "probe_memorization": row["probe_memorization"],
-                    "null_memorization": row["null_memorization"]})
-    return out
+        out.append({**row, "method": row["arm"]})
+        bases.setdefault(row["seed"], {"seed": row["seed"], "method": "base",
+                                       "probe_memorization": row["probe_memorization"],
+                                       "null_memorization": row["null_memorization"]})
+    return out + list(bases.values())
 
 
 def _load(result_set: str, results_dir) -> list[dict]:
@@ -430,6 +581,8 @@ def _side(estimate, direction):
 
 
 def _paired(c: Claim, rows) -> dict:
+    if c.seeds is not None:
+        rows = [r for r in rows if r["seed"] in c.seeds]
     left, right = _pick(rows, c.a, c.metric), _pick(rows, c.b, c.metric_b or c.metric)
     seeds = sorted(set(left) & set(right))
     entry = {"a": c.a, "b": c.b, "pair_on": "seed", "seeds": seeds,
@@ -453,7 +606,9 @@ def _law_seeds(obs):
 
 
 def _law(c: Claim, rows, cache) -> dict:
-    key = (c.result_set, c.metric, tuple(sorted(c.a.items())))
+    key = (c.result_set, c.metric, tuple(sorted(c.a.items())), c.seeds)
+    if c.seeds is not None:
+        rows = [r for r in rows if r["seed"] in c.seeds]
     if key not in cache:
         obs = stats.time_observations(rows, c.metric, **c.a)
         try:  # local slopes' intervals only where a conclusion reads them (memorization times)
@@ -477,10 +632,10 @@ def _law(c: Claim, rows, cache) -> dict:
 
 
 def _law_compare(c: Claim, rows, cache) -> dict:
-    first = _law(Claim(c.id, "", c.notebook, c.family, "law", c.result_set, c.metric, c.a), rows,
-                 cache)
-    second = _law(Claim(c.id, "", c.notebook, c.family, "law", c.result_set, c.metric_b, c.b),
-                  rows, cache)
+    first = _law(Claim(c.id, "", c.notebook, c.family, "law", c.result_set, c.metric, c.a,
+                       seeds=c.seeds), rows, cache)
+    second = _law(Claim(c.id, "", c.notebook, c.family, "law", c.result_set, c.metric_b, c.b,
+                        seeds=c.seeds), rows, cache)
     if first["estimate"] is None or second["estimate"] is None:
         return {"a": c.a, "b": c.b, "metric_b": c.metric_b, "seeds": [], "estimate": None,
                 "interval": None, "p": None}
@@ -494,7 +649,8 @@ def _law_compare(c: Claim, rows, cache) -> dict:
 
 
 def _label(c: Claim, rows) -> dict:
-    rows = [r for r in rows if all(r.get(k) == v for k, v in c.a.items())]
+    rows = [r for r in rows if all(r.get(k) == v for k, v in c.a.items())
+            and (c.seeds is None or r["seed"] in c.seeds)]
     if not rows:
         return {"seeds": [], "estimate": None, "interval": None, "p": None}
     table = stats.label_sensitivity(rows, c.check)

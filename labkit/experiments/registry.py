@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Experiment", "EXPERIMENTS", "experiment", "PRIMARY_SEEDS", "SECONDARY_SEEDS"]
+__all__ = ["Experiment", "EXPERIMENTS", "experiment", "PRIMARY_SEEDS", "SECONDARY_SEEDS",
+           "CONFIRMATORY_TABLE1_SEEDS", "CONFIRMATORY_LAW_SEEDS", "TABLE1_ARMS"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ _STUDY_TRAIN = {"depth": 2, "batch_size": 128, "lr": 3e-3, "num_samples": 1000, 
 # The primary family of claims rests on eight seeds (0-7), the secondary on three (0-2).
 PRIMARY_SEEDS = list(range(8))
 SECONDARY_SEEDS = [0, 1, 2]
+# The confirmatory sets: seeds computed only after the claims that read them were frozen
+# (``labkit claims freeze``). Table 1's small-t vs random comparison: 24 runs, about 80% power
+# at a 3-point effect with the spread of the first eight runs (about 5 points).
+CONFIRMATORY_TABLE1_SEEDS = list(range(8, 32))
+CONFIRMATORY_LAW_SEEDS = list(range(8, 16))
 
 
 def _study_grids():
@@ -64,6 +70,12 @@ def _study_grids():
         for n in (16, 32, 64, 128):
             grids.append({"mixture": mixture, "dim": dim, "n": n, "width": width,
                           "steps": max(16000, 500 * n), "seed": seeds, **_STUDY_TRAIN})
+    # The confirmatory 2-D law (width 256): eight new seeds, n = 128 trained twice as long
+    # (128,000 steps), where 5 of the first 8 runs end before memorization reaches its mark.
+    for n in (16, 32, 64, 128):
+        grids.append({"mixture": "gmm4", "dim": 2, "n": n, "width": 256,
+                      "steps": max(16000, (1000 if n == 128 else 500) * n),
+                      "seed": CONFIRMATORY_LAW_SEEDS, **_STUDY_TRAIN})
     return tuple(grids)
 
 
@@ -123,11 +135,24 @@ def experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
+# Table 1, one row per (run, arm, ratio); a run's arms share its cached base DiT, so a new arm
+# adds its own rows and leaves the others valid. Runs 0-7: every arm at 20% and the 10-50% sweep
+# of small-t importance and random pruning; runs 8-31 (confirmatory): the paper's arms and the
+# fine-tuned control at 20%.
+TABLE1_ARMS = ["original", "fine-tuned control", "small-t importance", "uniform-t importance",
+               "random", "magnitude"]
+_CONFIRMATORY_ARMS = ["original", "fine-tuned control", "small-t importance", "random"]
 EXPERIMENTS["table1"] = Experiment(
-    point_fn="labkit.experiments:table1_seed",
-    grids=({"n": 32, "seed": PRIMARY_SEEDS},),
-    purpose="Table 1 on 32 digits with controls and the 10-50% ratio sweep, 8 runs (each its own base DiT)",
-    compare=("probe_memorization", "null_memorization", "arms", "sweep"),
+    point_fn="labkit.experiments:table1_arm",
+    grids=({"n": 32, "seed": PRIMARY_SEEDS, "arm": TABLE1_ARMS},
+           {"n": 32, "seed": PRIMARY_SEEDS, "arm": ["small-t importance", "random"],
+            "ratio": [0.1, 0.3, 0.4, 0.5]},
+           {"n": 32, "seed": CONFIRMATORY_TABLE1_SEEDS, "arm": _CONFIRMATORY_ARMS}),
+    purpose="Table 1 on 32 digits, one row per (run, arm, ratio): runs 0-7 with every arm and "
+            "the 10-50% ratio sweep, runs 8-31 (confirmatory) with the paper's arms and the "
+            "fine-tuned control",
+    compare=("probe_memorization", "null_memorization", "memorization", "fd", "precision",
+             "recall", "params", "heads"),
     prefix_key="train_steps", curve_steps="probe_steps", prefix_args={"curve_only": True},
 )
 

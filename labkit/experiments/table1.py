@@ -21,7 +21,8 @@ from .mixtures import eval_steps
 
 __all__ = ["PAPER_TABLE1", "Arm", "ARMS", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base",
            "importances",
-           "pruned_arm", "run_protocol", "summarize", "format_table", "TABLE1_RATIOS", "table1_seed"]
+           "pruned_arm", "run_protocol", "summarize", "format_table", "TABLE1_RATIOS", "table1_seed",
+           "table1_arm", "split_seed_row"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,6 +267,51 @@ TABLE1_VERSION = 2
 _DIGITS = Protocol()
 
 
+def _base_dir(n: int, seed: int, protocol: Protocol, probe_samples: int, first_probe: int) -> Path:
+    """The cache folder of run ``seed``'s base DiT (and its arms' cells). Its name depends on
+    what the base depends on; the pruning ratio is left out (every ratio shares the base)."""
+    import hashlib
+
+    from ..store import cache_dir
+
+    key = {**asdict(protocol), "ratio": _DIGITS.ratio, "seeds": 1}
+    tag = hashlib.sha256(json.dumps([n, seed, key, TABLE1_VERSION, probe_samples, first_probe],
+                                    sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir("table1", f"n{n}_s{seed}_{tag}")
+
+
+def _table1_base(n, seed, protocol, probe_samples, first_probe, dev):
+    """``(base, data, probe)`` of run ``seed``: the base DiT trained (or read from its cache)
+    with its memorization probe on the step grid, and the probe's numbers with the null rate."""
+    from dataclasses import replace
+
+    from ..images import image_memorized, load_digits
+
+    protocol = replace(protocol, ratio=_DIGITS.ratio)  # the base does not depend on the ratio
+    data = load_digits(n, generator=torch.Generator().manual_seed(0))
+    grid = eval_steps(protocol.train_steps, first_probe, 1)
+
+    def memorization_probe(step, model):
+        # a fresh generator per evaluation: the probe has no state to checkpoint
+        x = sample_images(model, probe_samples, steps=protocol.sample_steps,
+                          generator=torch.Generator(device=dev).manual_seed(10 + seed))
+        return {"memorization": 100 * image_memorized(x.cpu(), data.train).double().mean().item()}
+
+    out_dir = _base_dir(n, seed, protocol, probe_samples, first_probe)
+    base, extra = train_base(data, protocol, out_dir, device=dev, seed=seed,
+                             callbacks=[memorization_probe], eval_at=grid)
+    evals = [e for e in extra["evals"] if "memorization" in e]
+    probe = {"steps": [int(e["step"]) for e in evals],
+             "memorization": [e["memorization"] for e in evals]}
+    if probe["steps"] != grid:
+        raise RuntimeError(f"the cached base model in {str(out_dir)!r} holds probe steps "
+                           f"{probe['steps']}, not {grid}; delete that folder to train it again")
+    held = data.held_out[:protocol.num_samples]
+    out = {"probe_steps": probe["steps"], "probe_memorization": probe["memorization"],
+           "null_memorization": 100 * image_memorized(held, data.train).double().mean().item()}
+    return base, data, out
+
+
 def table1_seed(n: int, seed: int, preset: str = _DIGITS.preset,
                 train_steps: int = _DIGITS.train_steps, train_lr: float = _DIGITS.train_lr,
                 batch_size: int = _DIGITS.batch_size, finetune_steps: int = _DIGITS.finetune_steps,
@@ -290,40 +336,17 @@ def table1_seed(n: int, seed: int, preset: str = _DIGITS.preset,
     held-out digits, percent), ``arms`` ({method: metrics}), ``sweep`` ({method: [metrics per
     ratio]}) and ``wall_s``.
     """
-    import hashlib
-
-    from ..images import image_memorized, load_digits, train_classifier
-    from ..plotting import cache_dir
+    from ..images import train_classifier
 
     start = time.perf_counter()
     dev = _checks.device(device)
     settings = locals()
     protocol = Protocol(**{f.name: settings[f.name] for f in fields(Protocol) if f.name != "seeds"},
                         seeds=1)
-    data = load_digits(n, generator=torch.Generator().manual_seed(0))
-    grid = eval_steps(train_steps, first_probe, 1)
-
-    def memorization_probe(step, model):
-        # a fresh generator per evaluation: the probe has no state to checkpoint
-        x = sample_images(model, probe_samples, steps=sample_steps,
-                          generator=torch.Generator(device=dev).manual_seed(10 + seed))
-        return {"memorization": 100 * image_memorized(x.cpu(), data.train).double().mean().item()}
-
-    tag = hashlib.sha256(json.dumps([n, seed, asdict(protocol), TABLE1_VERSION, probe_samples, first_probe],
-                                    sort_keys=True).encode()).hexdigest()[:12]
-    out_dir = cache_dir("table1", f"n{n}_s{seed}_{tag}")
-    base, extra = train_base(data, protocol, out_dir, device=dev, seed=seed, callbacks=[memorization_probe],
-                             eval_at=grid)
-    evals = [e for e in extra["evals"] if "memorization" in e]
-    probe = {"steps": [int(e["step"]) for e in evals], "memorization": [e["memorization"] for e in evals]}
-    if probe["steps"] != grid:
-        raise RuntimeError(f"the cached base model in {str(out_dir)!r} holds probe steps {probe['steps']}, "
-                           f"not {grid}; delete that folder to train it again")
-    held = data.held_out[:num_samples]
-    out = {"probe_steps": probe["steps"], "probe_memorization": probe["memorization"],
-           "null_memorization": 100 * image_memorized(held, data.train).double().mean().item()}
+    base, data, out = _table1_base(n, seed, protocol, probe_samples, first_probe, dev)
     if curve_only:
         return out
+    out_dir = _base_dir(n, seed, protocol, probe_samples, first_probe)
     classifier = train_classifier(data.held_out.to(dev), data.held_out_labels.to(dev), steps=classifier_steps,
                                   generator=torch.Generator().manual_seed(5))
     scores = importances(base, data, protocol)
@@ -332,4 +355,80 @@ def table1_seed(n: int, seed: int, preset: str = _DIGITS.preset,
     out["sweep"] = {m: [pruned_arm(base, data, protocol, m, seed, classifier, out_dir, ratio=r, scores=scores)
                         for r in sweep_ratios] for m in ("small-t importance", "random")}
     out["wall_s"] = round(time.perf_counter() - start, 2)
+    return out
+
+
+def table1_arm(n: int, seed: int, arm: str, ratio: float = _DIGITS.ratio,
+               preset: str = _DIGITS.preset, train_steps: int = _DIGITS.train_steps,
+               train_lr: float = _DIGITS.train_lr, batch_size: int = _DIGITS.batch_size,
+               finetune_steps: int = _DIGITS.finetune_steps,
+               finetune_lr: float = _DIGITS.finetune_lr, num_samples: int = _DIGITS.num_samples,
+               sample_steps: int = _DIGITS.sample_steps,
+               importance_batches: int = _DIGITS.importance_batches,
+               classifier_steps: int = _DIGITS.classifier_steps, probe_samples: int = 200,
+               first_probe: int = 250, curve_only: bool = False, device: str = "cpu") -> dict:
+    """One cell of Table 1: the arm ``arm`` (a key of :data:`ARMS`) of run ``seed`` on ``n``
+    digits, ``ratio`` of the heads pruned (the unpruned arms ignore it).
+
+    The base DiT of a run is trained once and cached (the same cache folder for every arm and
+    ratio of the run, see :func:`table1_seed`), so a run's arms share it and a new arm computes
+    only its own cell. The arm's numbers equal those :func:`table1_seed` reports for it: the
+    same base, classifier, importance scores and generators.
+
+    Returns the arm's metrics (``memorization``, ``fd``, ``precision``, ``recall``,
+    ``params``, ``heads``) with the base's ``probe_steps``, ``probe_memorization`` and
+    ``null_memorization``; ``curve_only`` returns the probe alone (for ``labkit verify``).
+    """
+    from ..images import train_classifier
+
+    _checks.choice(arm, "arm", METHODS)
+    _checks.unit_interval(ratio, "ratio", closed_left=True, closed_right=False)
+    start = time.perf_counter()
+    dev = _checks.device(device)
+    settings = {k: v for k, v in locals().items() if k in {f.name for f in fields(Protocol)}}
+    protocol = Protocol(**{**settings, "ratio": _DIGITS.ratio}, seeds=1)
+    base, data, out = _table1_base(n, seed, protocol, probe_samples, first_probe, dev)
+    if curve_only:
+        return out
+    out_dir = _base_dir(n, seed, protocol, probe_samples, first_probe)
+    classifier = train_classifier(data.held_out.to(dev), data.held_out_labels.to(dev),
+                                  steps=classifier_steps,
+                                  generator=torch.Generator().manual_seed(5))
+    method = ARMS[arm]
+    scores = None
+    if method.importance is not None and not method.per_seed:
+        scores = {arm: importance(method.importance, base, data.train.to(dev),
+                                  batches=protocol.importance_batches,
+                                  batch_size=protocol.batch_size,
+                                  generator=torch.Generator(device=dev).manual_seed(2))}
+    cell = pruned_arm(base, data, protocol, arm, seed, classifier, out_dir, ratio=ratio,
+                      scores=scores)
+    metrics = {k: v for k, v in cell.items() if k not in ("method", "seed", "ratio")}
+    return {**metrics, **out, "wall_s": round(time.perf_counter() - start, 2)}
+
+
+def split_seed_row(row: dict) -> list[dict]:
+    """The rows of :func:`table1_arm` held by one row of :func:`table1_seed`: one per arm at the
+    protocol's ratio and one per other ratio of its sweep, each with the run's probe. Values are
+    copied, not recomputed (they are the same numbers: see :func:`table1_arm`); each row keeps
+    the seed row's provenance and says what it was split from."""
+    config = {k: v for k, v in row["config"].items() if k != "sweep_ratios"}
+    probe = {k: row["result"][k] for k in ("probe_steps", "probe_memorization",
+                                            "null_memorization")}
+    cells = list(row["result"]["arms"].values())
+    seen = {(c["method"], c["ratio"]) for c in cells}
+    for entries in row["result"].get("sweep", {}).values():
+        cells += [e for e in entries if (e["method"], e["ratio"]) not in seen]
+    out = []
+    for cell in cells:
+        metrics = {k: v for k, v in cell.items() if k not in ("method", "seed", "ratio")}
+        new = {"config": {**config, "arm": cell["method"], "ratio": cell["ratio"]},
+               "result": {**metrics, **probe},
+               "wall_s": round(row["wall_s"] / len(cells), 2),
+               "split_from": {"point_fn": "labkit.experiments:table1_seed",
+                              "wall_s": row["wall_s"], "cells": len(cells)}}
+        for key in ("version", "provenance", "verified_by"):
+            if key in row:
+                new[key] = row[key]
+        out.append(new)
     return out
