@@ -13,18 +13,23 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv assets browser book book-student test unit notebooks exercises grade format format-check results verify lab clean
+.PHONY: venv bench assets browser book book-student test unit notebooks exercises grade gradebook format format-check results verify lab clean
 
 venv: $(STAMP)
 
-# torch first, from its CPU wheel: installing the project into an env without torch pulls CUDA.
-# labkit/__init__.py holds the version, which the editable install's metadata copies.
+# torch first, with pip, from its CPU wheel (pip's configured indexes and local wheels; uv
+# reads neither): installing the project into an env without torch pulls CUDA. Then the rest
+# with uv where it installs (several times faster than pip, in parallel, from its own cache),
+# else pip. labkit/__init__.py holds the version, which the editable install's metadata copies.
+UV := $(VENV)/bin/uv
 $(STAMP): pyproject.toml labkit/__init__.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q uv 2>/dev/null || echo "venv: uv not installed; pip installs the rest"
 	$(PY) -m pip uninstall -q -y labkit 2>/dev/null || true  # the distribution's name before 0.2.0
-	$(PY) -m pip install -q -e ".[dev]"
+	if [ -x $(UV) ]; then $(UV) pip install -q --python $(PY) -e ".[dev]"; \
+	else $(PY) -m pip install -q -e ".[dev]"; fi
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -62,14 +67,27 @@ book: venv assets
 	$(PY) scripts/check_links.py site
 	@echo "book written to site/: open $(CURDIR)/site/index.html, or serve it: $(PY) -m http.server --directory site 8000"
 
+# A worker gets whole files (a notebook's cells share a kernel), but a few slow tests alone, the
+# slow ones first (tests/conftest.py), so that both workers stay busy to the end.
+DIST := --dist loadfile --no-loadscope-reorder
 test: venv assets browser
-	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile --durations=10 tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) $(DIST) --durations=10 tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 unit: venv
-	$(PY) -m pytest -n $(JOBS) --dist loadfile tests
+	$(PY) -m pytest -n $(JOBS) $(DIST) tests
 
 notebooks: venv
-	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) --dist loadfile notebooks --nbval-lax --nbval-current-env
+	LABKIT_FAST=1 LABKIT_FIGURES=$(CURDIR)/test-artifacts/figures $(PY) -m pytest -n $(JOBS) $(DIST) notebooks --nbval-lax --nbval-current-env
+
+# Benchmarks (not part of `make test`): bench/search.py times labkit's exact search, its GEMM,
+# faiss-cpu and scikit-learn, each library in a process of its own, best of 7, and writes the
+# book's performance page, docs/performance.md (date, CPU, the BLAS each library loaded).
+BENCH_THREADS ?= 2
+bench: venv
+	if [ -x $(UV) ]; then $(UV) pip install -q --python $(PY) -e ".[bench]"; \
+	else $(PY) -m pip install -q -e ".[bench]"; fi
+	OMP_NUM_THREADS=$(BENCH_THREADS) MKL_NUM_THREADS=$(BENCH_THREADS) \
+	  $(PY) bench/search.py --markdown docs/performance.md
 
 # Lay out every notebook's code cells at 88 columns (Black, comments rewrapped; exercise cells are
 # left to their author): `make format`, or `make format NOTEBOOKS=notebooks/02_*.ipynb` for some.
@@ -91,12 +109,23 @@ exercises: venv
 	$(PY) -m course exercises notebooks build
 
 # Grade a folder of submissions without Docker: make grade NB=00_primer SUBMISSIONS=dir
-# writes grades/<NB>/scores.csv (one row per submission), written.md and written.csv.
+# writes grades/<NB>/scores.csv (one row per submission), written.md, written.csv (its score
+# column for the instructor) and gradebook.csv (one row per student id, with totals).
 NB ?= 00_primer
 SUBMISSIONS ?= submissions
 grade: venv
 	$(PY) -m course grade build/autograder/$(NB)-autograder.zip $(SUBMISSIONS) \
 	  --out grades/$(NB) --instructor notebooks/$(NB).ipynb
+
+# After written.csv is filled in: merge every grades/<NB>/ into its gradebook.csv, then write
+# grades/lms.csv, one column per notebook, for Canvas (LMS=moodle for Moodle), or fill in the
+# LMS's own export: make gradebook ROSTER=canvas-export.csv.
+LMS ?= canvas
+ROSTER ?=
+gradebook: venv
+	$(PY) -m course gradebook grades/*/
+	$(PY) -m course export grades/*/gradebook.csv --out grades/lms.csv --lms $(LMS) \
+	  $(if $(ROSTER),--roster $(ROSTER))
 
 # The student edition of the book, in site-student/: the student notebooks as pages (lesson
 # outputs kept, no solution, no rubric), their download buttons serving the student notebooks.

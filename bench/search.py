@@ -1,141 +1,236 @@
-"""labkit's exact nearest-neighbour search beside its own GEMM and beside faiss, side by side.
+"""labkit's exact nearest-neighbour search beside its own GEMM and beside faiss, each timed alone.
 
-    python bench/search.py              # the three shapes below, best of 5 interleaved rounds
-    python bench/search.py --small      # the same shapes, scaled down, for a quick look
-    pip install -e ".[bench]"           # faiss-cpu (otherwise its column is skipped)
+    python bench/search.py                  # the three shapes below, best of 7 per library
+    python bench/search.py --small          # the same shapes, m and n scaled down 10x
+    python bench/search.py --markdown PATH  # also write the table as a Markdown page
+    pip install -e ".[bench]"               # faiss-cpu (otherwise its column is skipped)
 
-For each shape (m samples, n training points, d dimensions) one round times, one after the
-other so that load from other processes hits them alike:
+For each shape (m samples, n training points, d dimensions) every case runs in a Python
+process of its own (``bench/_timing.py``: one warm-up, then ``--repeats`` timed runs), so
+that no library's threads still spin, and no cache is warm, from another's timing:
 
-- ``labkit.metrics.memorized(samples, train)`` (the two nearest neighbours, exact);
-- its one GEMM, the (m, d) x (d, n) product of the samples with the training set, in torch
-  and in numpy (whichever BLAS each ships), and labkit's pick between them (``labkit._gemm``);
-- faiss-cpu's exact ``IndexFlatL2`` (index built and searched for k = 2), if installed;
-- scikit-learn's brute-force ``NearestNeighbors`` (k = 2).
+- ``labkit``: ``labkit.metrics.memorized(samples, train)`` (the two nearest neighbours, exact);
+- ``gemm``: its one GEMM, the (m, d) x (d, n) product of the samples with the training set,
+  through labkit's pick of BLAS (``labkit._gemm``), and the same in torch and in numpy;
+- ``faiss``: faiss-cpu's exact ``IndexFlatL2`` (index built and searched for k = 2);
+- ``sklearn``: scikit-learn's brute-force ``NearestNeighbors`` (k = 2).
 
-The best round of each is kept, and everything is printed as ratios: memorized() as a
-fraction of its GEMM (the search does that GEMM and a selection, so 1.0 is the limit), and
-the speed-up of labkit over faiss and scikit-learn. The flags and the neighbours are checked
-against faiss's and scikit-learn's answers.
+Each case prints its best, median and spread ((median - best) / best), and the BLAS and
+OpenMP runtimes its process loaded. The ratios (labkit's speed-up over faiss and
+scikit-learn, and memorized() as a fraction of its GEMM: 1.0 is the limit) are printed only
+where they differ from 1 by more than the two spreads added up. The load average is printed
+before and after each shape. labkit's flags and neighbours are checked against faiss's and
+scikit-learn's answers (in one more process, untimed).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import datetime
+import json
 import os
-import time
+import sys
+from pathlib import Path
 
-import numpy as np
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
-from labkit import _gemm, metrics
-
-SHAPES = [(1_000, 20_000, 3_072), (2_000, 20_000, 64), (5_000, 50_000, 2)]  # (m, n, d)
-
-
-CLOCK = time.perf_counter  # or time.process_time (--cpu-time)
-
-
-def best_of_interleaved(runs: dict, repeats: int) -> dict[str, float]:
-    """Seconds of the best of ``repeats`` rounds of each run, after one warm-up round."""
-    best = dict.fromkeys(runs, math.inf)
-    for round_ in range(repeats + 1):
-        for name, fn in runs.items():
-            start = CLOCK()
-            fn()
-            if round_:
-                best[name] = min(best[name], CLOCK() - start)
-    return best
+SHAPES = [(2_000, 20_000, 64), (2_000, 20_000, 3_072), (5_000, 50_000, 2)]  # (m, n, d)
+CASES = ("labkit", "gemm", "gemm-torch", "gemm-numpy", "faiss", "sklearn")
+LABELS = {"labkit": "labkit memorized()", "gemm": "its GEMM (labkit's pick)",
+          "gemm-torch": "GEMM in torch", "gemm-numpy": "GEMM in numpy",
+          "faiss": "faiss IndexFlatL2", "sklearn": "scikit-learn brute"}
 
 
-def numpy_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with _gemm.blas_threads(torch.get_num_threads()):
-        return a @ b.T
+def shape_arg(text: str) -> tuple[int, int, int]:
+    try:
+        m, n, d = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is m,n,d (three integers), got {text!r}")
+    if min(m, n, d) < 1 or n < 2:
+        raise argparse.ArgumentTypeError(f"a shape needs m, d >= 1 and n >= 2, got {text!r}")
+    return m, n, d
 
 
-def faiss_search(faiss, train: np.ndarray, samples: np.ndarray):
+def problem(m: int, n: int, d: int):
+    """Seeded (samples, train), float32: half the samples next to training points."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(n, d, generator=g)
+    near = train[torch.randint(0, n, (m // 2,), generator=g)]
+    near = near + 0.05 * torch.randn(m // 2, d, generator=g)
+    return torch.cat([near, torch.randn(m - m // 2, d, generator=g)]), train
+
+
+def faiss_search(faiss, train, samples):
+    import numpy as np
+
     index = faiss.IndexFlatL2(train.shape[1])
     index.add(train)
     squared, idx = index.search(samples, 2)
     return np.sqrt(np.maximum(squared, 0)), idx
 
 
-def bench_shape(m: int, n: int, d: int, repeats: int, faiss) -> None:
-    from sklearn.neighbors import NearestNeighbors
+def case_function(case: str, m: int, n: int, d: int):
+    """The call that ``case`` times, with its inputs built (untimed)."""
+    import torch
 
-    g = torch.Generator().manual_seed(0)
-    train = torch.randn(n, d, generator=g)
-    # half the samples next to training points (memorized), half fresh draws
-    near = train[torch.randint(0, n, (m // 2,), generator=g)] + 0.05 * torch.randn(m // 2, d, generator=g)
-    samples = torch.cat([near, torch.randn(m - m // 2, d, generator=g)])
-    train_np, samples_np = train.numpy(), samples.numpy()
+    samples, train = problem(m, n, d)
+    threads = torch.get_num_threads()
+    if case == "labkit":
+        from labkit import metrics
+        return lambda: metrics.memorized(samples, train)
+    if case == "gemm":
+        from labkit import _gemm
+        _gemm.backend()  # its one-off measurement of both BLAS, outside the timing
+        return lambda: _gemm.mm(samples, train.T)
+    if case == "gemm-torch":
+        return lambda: torch.mm(samples, train.T)
+    if case == "gemm-numpy":
+        from labkit import _gemm
+        a, b = samples.numpy(), train.numpy()
 
-    runs = {"labkit": lambda: metrics.memorized(samples, train),
-            "gemm torch": lambda: torch.mm(samples, train.T),
-            "gemm numpy": lambda: numpy_gemm(samples_np, train_np)}
-    if faiss is not None:
-        runs["faiss"] = lambda: faiss_search(faiss, train_np, samples_np)
-    runs["sklearn"] = lambda: NearestNeighbors(n_neighbors=2, algorithm="brute").fit(train_np).kneighbors(samples_np)
-    best = best_of_interleaved(runs, repeats)
+        def numpy_gemm():
+            with _gemm.blas_threads(threads):
+                return a @ b.T
+        return numpy_gemm
+    if case == "faiss":
+        import faiss
+        faiss.omp_set_num_threads(threads)
+        a, b = samples.numpy(), train.numpy()
+        return lambda: faiss_search(faiss, b, a)
+    if case == "sklearn":
+        from sklearn.neighbors import NearestNeighbors
+        a, b = samples.numpy(), train.numpy()
+        return lambda: NearestNeighbors(n_neighbors=2, algorithm="brute").fit(b).kneighbors(a)
+    raise ValueError(f"case must be one of {CASES}, got {case!r}")
 
-    pick = _gemm.backend()
-    gemm_pick, gemm_best = best[f"gemm {pick}"], min(best["gemm torch"], best["gemm numpy"])
-    rate = lambda seconds: 2 * m * n * d / seconds / 1e9  # noqa: E731
-    print(f"\nm={m:,} samples, n={n:,} training points, d={d:,} (best of {repeats} interleaved rounds)")
-    print(f"  labkit memorized()     {best['labkit'] * 1e3:8.1f} ms")
-    print(f"  GEMM torch             {best['gemm torch'] * 1e3:8.1f} ms  {rate(best['gemm torch']):6.1f} GFLOP/s")
-    print(f"  GEMM numpy             {best['gemm numpy'] * 1e3:8.1f} ms  {rate(best['gemm numpy']):6.1f} GFLOP/s")
-    if faiss is not None:
-        print(f"  faiss IndexFlatL2      {best['faiss'] * 1e3:8.1f} ms")
-    print(f"  scikit-learn brute     {best['sklearn'] * 1e3:8.1f} ms")
-    print(f"  memorized() / its GEMM ({pick}, labkit's pick): {gemm_pick / best['labkit']:.2f}"
-          f"   / the faster GEMM: {gemm_best / best['labkit']:.2f}   (goal >= 0.9)")
-    line = f"  labkit speed-up: over faiss-cpu {best['faiss'] / best['labkit']:.2f}x, " if faiss else "  labkit speed-up: "
-    print(line + f"over scikit-learn {best['sklearn'] / best['labkit']:.2f}x   (goal >= 1.0)")
 
+def agreement(m: int, n: int, d: int) -> str:
+    """labkit's flags and neighbours beside faiss's and scikit-learn's (fractions that agree)."""
+    from labkit import metrics
+
+    samples, train = problem(m, n, d)
     flags = metrics.memorized(samples, train).numpy()
-    dist, idx = metrics.nearest_neighbors(samples, train)
-    answers = {"scikit-learn": runs["sklearn"]()}
-    if faiss is not None:
-        answers["faiss"] = faiss_search(faiss, train_np, samples_np)
+    idx = metrics.nearest_neighbors(samples, train)[1].numpy()
+    answers = {"scikit-learn": case_function("sklearn", m, n, d)()}
+    if has_faiss():
+        import faiss
+        answers["faiss"] = faiss_search(faiss, train.numpy(), samples.numpy())
+    parts = []
     for name, (their_dist, their_idx) in answers.items():
         same_flags = (flags == (their_dist[:, 0] < their_dist[:, 1] / 3)).mean()
-        same_idx = (idx.numpy() == their_idx).mean()
-        print(f"  agreement with {name}: flags {same_flags:.4f}, neighbour indices {same_idx:.4f}")
+        parts.append(f"{name}: flags {same_flags:.4f}, indices {(idx == their_idx).mean():.4f}")
+    return "; ".join(parts)
 
 
-def main() -> None:
+def has_faiss() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("faiss") is not None
+
+
+def run_shape(shape, repeats: int, cases) -> dict:
+    m, n, d = shape
+    before = _timing.load()
+    timings = {case: _timing.time_alone(__file__, case, ["--shape", f"{m},{n},{d}",
+                                                         "--repeats", str(repeats)])
+               for case in cases}
+    return {"shape": shape, "timings": timings, "load": (before, _timing.load()),
+            "agreement": _timing.time_alone(__file__, "agreement",
+                                            ["--shape", f"{m},{n},{d}"]).runtimes}
+
+
+def ratios(result: dict) -> dict[str, str]:
+    t = result["timings"]
+    out = {"memorized() / its GEMM": _timing.ratio_text(t["gemm"], t["labkit"])}
+    if "faiss" in t:
+        out["speed-up over faiss"] = _timing.ratio_text(t["faiss"], t["labkit"])
+    if "sklearn" in t:
+        out["speed-up over scikit-learn"] = _timing.ratio_text(t["sklearn"], t["labkit"])
+    return out
+
+
+def print_shape(result: dict, repeats: int) -> None:
+    m, n, d = result["shape"]
+    print(f"\nm={m:,} samples, n={n:,} training points, d={d:,}: best of {repeats}, each case "
+          f"in its own process (load average {result['load'][0]} before, {result['load'][1]} after)")
+    for case, timing in result["timings"].items():
+        print(f"  {LABELS[case]:26s} best {timing.best * 1e3:9.1f} ms  median "
+              f"{timing.median * 1e3:9.1f} ms  spread {timing.spread:5.1%}   [{timing.runtimes}]")
+    for name, text in ratios(result).items():
+        print(f"  {name}: {text}")
+    print(f"  agreement with {result['agreement']}")
+
+
+def markdown(results: list[dict], repeats: int) -> str:
+    """The book's performance page: the table of one run of this script."""
+    lines = ["# Performance", "",
+             "The exact nearest-neighbour search of `labkit.metrics.memorized` beside its own GEMM "
+             "and beside faiss-cpu and scikit-learn, as `make bench` (`bench/search.py`) measured "
+             "it on the machine below. Each library ran in a Python process of its own, "
+             f"with one warm-up and then {repeats} timed runs: *best* is the fastest run, "
+             "*spread* how far the median lies above it. A ratio (the other's best over "
+             "labkit's) is stated only where it differs from 1 by more than the two spreads "
+             "added up.", "",
+             f"- date: {datetime.date.today().isoformat()}",
+             f"- CPU: {_timing.cpu_name()}",
+             f"- threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", ""]
+    for result in results:
+        m, n, d = result["shape"]
+        lines += [f"## m = {m:,}, n = {n:,}, d = {d:,}", "",
+                  f"Load average {result['load'][0]} before, {result['load'][1]} after.", "",
+                  "| case | best (ms) | median (ms) | spread | BLAS / OpenMP loaded |",
+                  "|---|---|---|---|---|"]
+        for case, timing in result["timings"].items():
+            lines.append(f"| {LABELS[case]} | {timing.best * 1e3:.1f} | "
+                         f"{timing.median * 1e3:.1f} | {timing.spread:.1%} | {timing.runtimes} |")
+        lines += [""] + [f"- {name}: {text}" for name, text in ratios(result).items()]
+        lines += [f"- agreement with {result['agreement']}", ""]
+    return "\n".join(lines)
+
+
+def worker(case: str, shape, repeats: int) -> None:
+    if case == "agreement":
+        return print(json.dumps({"times": [1.0], "runtimes": agreement(*shape)}))
+    _timing.report(_timing.best_of(case_function(case, *shape), repeats))
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--small", action="store_true", help="the shapes scaled down 10x in m and n")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (best kept)")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="time this process's CPU time, not the wall clock: with OMP_NUM_THREADS=1 "
-                             "on a machine that other jobs load, time spent waiting for a core is left out")
-    args = parser.parse_args()
-    global CLOCK
-    if args.cpu_time:
-        if torch.get_num_threads() != 1:
-            raise SystemExit("--cpu-time needs one thread (OMP_NUM_THREADS=1): threads waiting for each "
-                             "other would count as work")
-        CLOCK = time.process_time
-    try:
-        import faiss
-    except ImportError:
-        faiss = None
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
-          f"load average {os.getloadavg()[0]:.1f}, {'CPU time' if args.cpu_time else 'wall clock'}")
-    print(f"labkit's GEMM pick: {_gemm.backend()} (LABKIT_GEMM={_gemm.requested()})")
-    if faiss is None:
+    parser.add_argument("--small", action="store_true", help="m and n of each shape / 10")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per case (best kept)")
+    parser.add_argument("--shape", type=shape_arg, action="append",
+                        help="m,n,d (repeatable): these shapes instead of the default three")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--markdown", type=Path, help="write the table to this Markdown file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown or not {"labkit", "gemm"} <= set(cases):
+        parser.error(f"--cases: known cases are {','.join(CASES)} (labkit and gemm required), "
+                     f"got {args.cases!r}")
+    if args.worker:
+        return worker(args.worker, args.shape[0], args.repeats)
+    if "faiss" in cases and not has_faiss():
         print("faiss-cpu is not installed: its column is skipped (pip install -e '.[bench]')")
-    else:
-        faiss.omp_set_num_threads(torch.get_num_threads())
-        print(f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)")
-    for m, n, d in SHAPES:
-        if args.small:
-            m, n = max(10, m // 10), max(100, n // 10)
-        bench_shape(m, n, d, args.repeats, faiss)
-    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+        cases.remove("faiss")
+    shapes = args.shape or [(max(10, m // 10), max(100, n // 10), d) if args.small else (m, n, d)
+                            for m, n, d in SHAPES]
+    print(f"CPU: {_timing.cpu_name()}; load average {_timing.load()}")
+    results = []
+    for shape in shapes:
+        results.append(run_shape(shape, args.repeats, cases))
+        print_shape(results[-1], args.repeats)
+    if args.markdown:
+        tmp = args.markdown.with_name(f".{args.markdown.name}.tmp-{os.getpid()}")
+        tmp.write_text(markdown(results, args.repeats) + "\n", encoding="utf-8")
+        os.replace(tmp, args.markdown)  # atomic: the old page or the new one
+        print(f"\nwritten to {args.markdown}")
 
 
 if __name__ == "__main__":

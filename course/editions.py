@@ -15,12 +15,20 @@ needs to its assignment config, and writes under ``out/``:
   ``grader.check("<exercise>")`` cell per exercise (public tests only), an export cell that
   zips the notebook for submission, and citations as plain "(Author year)" text; beside the
   notebooks, the files they need (``results/*.json``, the labkit wheel, ``requirements.txt``);
-- ``handout/<notebook>.zip``: one notebook with those files, to give to each student;
+- ``handout/<notebook>.zip``: one notebook with those files, to give to each student; its
+  links to other pages of the book (the next notebook, the course guide) point to the book's
+  address (``book_url``) or, without one, become plain text, since the zip holds no other page;
 - ``autograder/<notebook>.ipynb`` and ``<notebook>-autograder.zip``: the notebook with
   solutions, and the zip that ``otter run`` or Gradescope grades submissions with. The zip
   declares everything grading needs: its ``environment.yml`` (conda, as Gradescope builds it)
   and ``requirements.txt`` (pip) list otter-grader, torch's CPU wheel and the labkit wheel
   shipped in ``files/``, which also holds the result sets the notebook reads.
+
+Per-student variants: a notebook's exercises may open with a code cell tagged ``student-id``
+that sets ``STUDENT_ID`` and derives the seed of the exercises' data from it (``VARIANT``), so
+that every student gets other data and other expected values; the hidden checks recompute the
+seed from ``STUDENT_ID``. The instructor's edition names an example id; the student edition
+leaves it blank (``STUDENT_ID = ""``), and the cell refuses to run until the student fills it.
 
 Both editions set ``LABKIT_FIGURES``, ``LABKIT_CACHE`` and ``LABKIT_RESULTS`` to folders beside
 the notebook in a cell after otter's init cell, so running or grading a notebook writes
@@ -46,7 +54,8 @@ from .questions import questions, rubric_sheet
 from .references import render_citations
 
 __all__ = ["ROOT", "TORCH_CPU_INDEX", "ENV_CELL", "is_assignment", "assignment_notebooks",
-           "results_read_by", "build_wheel", "grading_requirements", "build_student_edition"]
+           "results_read_by", "build_wheel", "grading_requirements", "build_student_edition",
+           "variant_seed", "handout_links", "STUDENT_ID_TAG"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # torch's CPU wheels (PyTorch's own instructions): of the equal versions pip finds there and on
@@ -68,6 +77,56 @@ import os
 for variable, folder in (("LABKIT_FIGURES", "figures"), ("LABKIT_CACHE", ".labkit-cache"),
                          ("LABKIT_RESULTS", "results")):
     os.environ[variable] = os.path.abspath(folder)"""
+
+STUDENT_ID_TAG = "student-id"
+_ID_LINE = re.compile(r"^STUDENT_ID\s*=.*$", re.M)
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+BLANK_ID = 'STUDENT_ID = ""  # your student id, between the quotes'
+
+
+def variant_seed(student_id: str) -> int:
+    """The seed of a student's variant: the first 8 bytes of the SHA-256 of the stripped id,
+    modulo 2**31 (the notebooks' ``student-id`` cells compute the same)."""
+    import hashlib
+
+    if not isinstance(student_id, str) or not student_id.strip():
+        raise ValueError(f"student_id must be a non-empty string, got {student_id!r}")
+    digest = hashlib.sha256(student_id.strip().encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 2**31
+
+
+def handout_links(nb, present, book_url: str | None = None) -> list[str]:
+    """Rewrite the relative markdown links of ``nb`` whose target is not among ``present``
+    (the names of the hand-out's files): to ``book_url`` (``NN_x.ipynb`` ->
+    ``<book_url>/notebooks/NN_x.html``, ``../page.md`` -> ``<book_url>/page.html``), or, without
+    a ``book_url``, to their text alone. Returns the targets rewritten."""
+    present, rewritten = set(present), []
+
+    def fix(match):
+        text, target = match.groups()
+        if target.startswith(("http:", "https:", "mailto:", "#")):
+            return match.group(0)
+        path = target.split("#", 1)[0]
+        if path in present or not path:
+            return match.group(0)
+        rewritten.append(target)
+        if not book_url:
+            return text
+        page = Path(path)
+        if page.suffix == ".ipynb" and page.parent == Path("."):
+            name = f"notebooks/{page.stem}.html"  # a notebook beside this one
+        elif page.parent == Path(".."):
+            name = page.with_suffix(".html").name  # a page of docs/, like the course guide
+        else:
+            name = page.with_suffix(".html").as_posix()
+        anchor = "#" + target.split("#", 1)[1] if "#" in target else ""
+        return f"[{text}]({book_url.rstrip('/')}/{name}{anchor})"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _LINK.sub(fix, cell.source)
+    return rewritten
+
 
 EXPORT_INSTRUCTIONS = "Hand in the zip file that the cell below writes into this folder."
 
@@ -140,14 +199,16 @@ def _set_config(nb, **updates) -> None:
     cell.source = header + "\n" + yaml.safe_dump(config, sort_keys=False).rstrip()
 
 
-def build_student_edition(notebooks, out: str | Path = "build") -> dict[str, dict[str, Path]]:
+def build_student_edition(notebooks, out: str | Path = "build",
+                          book_url: str | None = None) -> dict[str, dict[str, Path]]:
     """Run ``otter assign`` on each notebook; write ``out/student``, ``out/handout`` and
     ``out/autograder`` (see the module docstring).
 
     notebooks: paths of instructor notebooks (see ``assignment_notebooks``). Returns, per
     notebook stem, the paths written: ``{"student", "handout", "autograder", "zip", "rubric"}``
     (``rubric``: ``autograder/<notebook>-written.md``, the written questions' model answers and
-    rubrics, for the instructor).
+    rubrics, for the instructor). book_url: the book's address, for the hand-outs' links to
+    its other pages (default: the ``LABKIT_BOOK_URL`` environment variable, else none).
     Tests are not run here (``tests/test_exercises.py`` runs them).
     """
     from otter.assign import main as otter_assign
@@ -158,6 +219,7 @@ def build_student_edition(notebooks, out: str | Path = "build") -> dict[str, dic
     for path in notebooks:
         if not path.is_file():
             raise ValueError(f"no such notebook: {path}")
+    book_url = book_url if book_url is not None else os.environ.get("LABKIT_BOOK_URL") or None
     out = Path(out).resolve()
     dirs = {name: out / name for name in ("student", "handout", "autograder", "wheel")}
     for folder in dirs.values():
@@ -205,7 +267,7 @@ def build_student_edition(notebooks, out: str | Path = "build") -> dict[str, dic
             _finish_zip(built[-1], zip_path, [_otter_requirement(), *requirements])
             handout = dirs["handout"] / f"{path.stem}.zip"
             _write_handout(handout, student, dirs["student"], [wheel.name, *results,
-                                                                "requirements.txt"])
+                                                                "requirements.txt"], book_url)
         built_paths[path.stem] = {"student": student, "handout": handout,
                                   "autograder": autograder, "zip": zip_path, "rubric": rubric}
     return built_paths
@@ -231,6 +293,9 @@ def _write_edition(source: Path, target: Path, written) -> None:
                                f"{len(written)} written questions")
         for cell, question in zip(answers, written):
             cell.metadata["course"] = {"question": question.name, "points": question.points}
+        for cell in nb.cells:  # the student fills in their own id
+            if cell.cell_type == "code" and STUDENT_ID_TAG in cell.metadata.get("tags", []):
+                cell.source = _ID_LINE.sub(BLANK_ID, cell.source, count=1)
         nb.metadata.pop("widgets", None)
         render_citations(nb)
         for cell in nb.cells:
@@ -253,8 +318,13 @@ def _finish_zip(built: Path, target: Path, requirements: list[str]) -> None:
     os.replace(tmp, target)
 
 
-def _write_handout(target: Path, notebook: Path, folder: Path, files: list[str]) -> None:
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(notebook, notebook.name)
+def _write_handout(target: Path, notebook: Path, folder: Path, files: list[str],
+                   book_url: str | None = None) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    handout_links(nb, [notebook.name, *files], book_url)
+    tmp = target.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(notebook.name, nbformat.writes(nb))
         for name in files:
             zf.write(folder / name, name)
+    os.replace(tmp, target)

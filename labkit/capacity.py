@@ -271,4 +271,5 @@ def effective_sample_size(train: torch.Tensor) -> float:
 
 
 # memorization_point moved to labkit.experiments (the paper's protocols live there)
-__getattr__ = _moved(__name__, {"memorization_point": "labkit.experiments.memorization_point"})
+__getattr__ = _moved(__name__, {"memorization_point": "labkit.experiments.memorization_point"},
+                     remove_in="0.3")

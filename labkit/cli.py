@@ -37,6 +37,32 @@ from .results import run_results, verify
 __all__ = ["main", "sweep_main", "prune_main"]
 
 
+def _import_error(module: str, what: str) -> str | None:
+    """Import ``module`` (a researcher's, named by ``what``); a one-paragraph message when its
+    code raises, None when it imports (or is simply not there: the caller names that)."""
+    import importlib
+    import traceback
+
+    if not module or module.startswith("labkit"):
+        return None
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            return None  # the module itself is missing: the command's own error says so
+        cause = exc
+    except Exception as exc:  # anything a module's code may raise while it is imported
+        cause = exc
+    else:
+        return None
+    frames = [f for f in traceback.extract_tb(cause.__traceback__)
+              if not f.filename.startswith("<frozen")]
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return (f"importing {module} (for {what}) raised {type(cause).__name__}: {cause}{where}. "
+            f"Fix the module and rerun; python -c \"import {module}\" shows the full "
+            "traceback.")
+
+
 def _results_main(argv) -> int:
     from .experiments import EXPERIMENTS
 
@@ -68,6 +94,10 @@ def _results_main(argv) -> int:
             print(name if args.names else
                   f"{name}: {len(configs(name)[1])} rows, {exp.point_fn}\n  {exp.purpose}")
         return 0
+    if ":" in args.name:
+        problem = _import_error(args.name.partition(":")[0], args.name)
+        if problem:
+            parser.error(problem)
     try:
         run_results(args.name, args.out, device=args.device, n_jobs=args.n_jobs, limit=args.limit,
                     scheduler=args.scheduler, log=lambda m: print(m, flush=True),
@@ -81,7 +111,20 @@ def _verify_main(argv) -> int:
     parser = argparse.ArgumentParser(prog="labkit verify",
                                      description="Recompute rows of a result file and compare them.")
     parser.add_argument("path", help="a result file, e.g. results/fig2.json")
-    parser.add_argument("--rows", type=int, default=1, help="how many rows to recompute (default 1)")
+    parser.add_argument("--rows", type=_rows_arg, default=1,
+                        help="how many rows to recompute (default 1), 'all', or 'unverified' (the rows "
+                        "with neither provenance nor verified_by)")
+    parser.add_argument("--all", dest="rows", action="store_const", const="all",
+                        help="every row (with --max-steps: a cheap pass over all of them)")
+    parser.add_argument("--stamp", action="store_true",
+                        help="write verified_by into the rows that agree")
+    parser.add_argument("--provenance", action="store_true",
+                        help="recompute nothing: fail when a row has neither provenance nor "
+                        "verified_by, names a commit created after it started, or does not "
+                        "match its checksum")
+    parser.add_argument("--set-aside-late-commits", action="store_true",
+                        help="move provenance that names a commit created after its row "
+                        "started to provenance_unreliable (then verify --stamp those rows)")
     parser.add_argument("--seed", type=int, default=0, help="which random rows")
     parser.add_argument("--cheapest", action="store_true", help="take the cheapest rows (by wall_s)")
     parser.add_argument("--max-steps", type=int,
@@ -90,9 +133,17 @@ def _verify_main(argv) -> int:
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--atol", type=float, default=1e-6)
     args = parser.parse_args(argv)
+    for module, what in _user_modules(args.path):
+        problem = _import_error(module, what)
+        if problem:
+            print(f"labkit verify: error: {problem}", file=sys.stderr)
+            return 2
+    if args.provenance or args.set_aside_late_commits:
+        return _provenance_main(args)
     try:
         ok = verify(args.path, args.rows, seed=args.seed, rtol=args.rtol, atol=args.atol,
-                    max_steps=args.max_steps, cheapest=args.cheapest, log=lambda m: print(m, flush=True))
+                    max_steps=args.max_steps, cheapest=args.cheapest, stamp=args.stamp,
+                    log=lambda m: print(m, flush=True))
     except ValueError as exc:
         print(f"labkit verify: error: {exc}", file=sys.stderr)
         return 2
@@ -100,12 +151,72 @@ def _verify_main(argv) -> int:
     return 0 if ok else 1
 
 
+def _rows_arg(text: str):
+    if text in ("all", "unverified"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rows must be a positive integer or 'all', got "
+                                         f"{text!r}") from None
+
+
+def _provenance_main(args) -> int:
+    from .results import check_checksums, provenance_problems, set_aside_late_commits
+
+    try:
+        if args.set_aside_late_commits:
+            set_aside_late_commits(args.path)
+        problems = check_checksums(args.path) + provenance_problems(args.path)
+    except ValueError as exc:
+        print(f"labkit verify: error: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"{args.path}: {problem}")
+    print(f"{args.path}: provenance " + ("complete" if not problems else
+                                         f"INCOMPLETE ({len(problems)} problems)"))
+    return 1 if problems else 0
+
+
+def _user_modules(path) -> list[tuple[str, str]]:
+    """``(module, what)`` of the user code a result file names (its experiment and point
+    function), with the folders that hold it put on ``sys.path``: the folders the file
+    recorded for that code, the file's own folder and the folder above it (a project's root,
+    for ``results/NAME.json``), so ``labkit verify`` finds the code from any folder."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []  # verify itself names a missing or malformed file
+    if not isinstance(data, dict):
+        return []
+    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+    recorded = [provenance.get("user_code")] + [
+        (row.get("provenance") or {}).get("user_code") for row in data.get("rows") or []
+        if isinstance(row, dict) and isinstance(row.get("provenance"), dict)]
+    folders = []
+    for code in recorded:
+        if isinstance(code, dict) and isinstance(code.get("folder"), str):
+            folder = Path(code["folder"])
+            folders += [folder.parent] if (folder / "__init__.py").exists() else [folder]
+    here = Path(path).resolve().parent
+    folders += [here, here.parent]
+    for folder in folders:
+        if folder.is_dir() and str(folder) not in sys.path:
+            sys.path.append(str(folder))  # after the current folder: it still comes first
+    out = []
+    for key in ("name", "point_fn"):
+        spec = data.get(key)
+        if isinstance(spec, str) and ":" in spec:
+            out.append((spec.partition(":")[0], spec))
+    return out
+
+
 def _claims_main(argv) -> int:
-    from .experiments.claims import compare_claims, compute_claims, load_claims, write_claims
+    from . import claims as _claims
 
     parser = argparse.ArgumentParser(prog="labkit claims",
                                      description="Compute every declared claim of notebooks 02 and "
-                                     "03 from the result sets (labkit.experiments.claims).")
+                                     "03 from the result sets (labkit.claims).")
     parser.add_argument("--out", default=None, help="claims file (default results/claims.json)")
     parser.add_argument("--check", action="store_true",
                         help="recompute and compare with the file instead of writing it")
@@ -114,10 +225,11 @@ def _claims_main(argv) -> int:
     args = parser.parse_args(argv)
     try:
         if args.check:
-            differ = compare_claims(load_claims(args.out), compute_claims())
+            differ = _claims.compare_claims(_claims.load_claims(args.out),
+                                            _claims.compute_claims())
             print("claims recompute" if not differ else "claims DIFFER: " + ", ".join(differ))
             return 1 if differ else 0
-        claims = write_claims(args.out)
+        claims = _claims.write_claims(args.out)
     except ValueError as exc:
         print(f"labkit claims: error: {exc}", file=sys.stderr)
         return 2
@@ -129,7 +241,7 @@ def _claims_main(argv) -> int:
 
 
 def _freeze_main(argv) -> int:
-    from .experiments.claims import freeze
+    from .claims import freeze
 
     parser = argparse.ArgumentParser(
         prog="labkit claims freeze",
@@ -190,7 +302,18 @@ def main(argv=None) -> int:
     # a researcher's own experiments and point functions live in modules of the current folder
     if argv[0] in ("results", "verify") and "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
-    return commands[argv[0]][0](argv[1:])
+    try:
+        return commands[argv[0]][0](argv[1:])
+    except KeyboardInterrupt:
+        again = "labkit " + " ".join(argv)
+        kept = {"results": "the rows finished so far are saved in the result file; rerun "
+                           f"`{again}` to resume from them",
+                "sweep": f"finished points are cached; rerun `{again}` to resume",
+                "prune": f"finished steps are cached; rerun `{again}` to resume"}
+        print(f"labkit {argv[0]}: interrupted; "
+              + kept.get(argv[0], f"nothing was written; rerun `{again}` to start again"),
+              file=sys.stderr)
+        return 130
 
 
 def sweep_main(argv=None) -> int:

@@ -309,6 +309,58 @@ class PointCloud:
         has = [k for k in ("sample", "log_prob") if getattr(self, k) is not None]
         return f"PointCloud({self.name!r}, n={self.n}, dim={self.dim}, with={has})"
 
+    def check(self, m: int = 4) -> PointCloud:
+        """Try ``sample`` and ``log_prob`` on a small draw (``m`` points) and raise a
+        ValueError or TypeError naming the argument when one cannot serve a protocol: a
+        sampler that does not take ``(m, generator=...)``, returns other than ``m`` finite
+        floating points of the points' ``d`` columns, or a log-density that does not return
+        ``m`` finite floating values (shape ``(m,)``, not ``(m, 1)``) on the training points
+        and on the sampler's draws. Protocols call it before any training; the random state
+        of torch and numpy is left as it was. Returns the cloud."""
+        import numpy as np
+
+        m = _checks.positive_int(m, "m")
+        state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                draws = None
+                if self.sample is not None:
+                    draws = self._checked_draw(m)
+                if self.log_prob is not None:
+                    self._check_log_prob(self.points[:m], "the first training points")
+                    if draws is not None:
+                        self._check_log_prob(draws, "the sampler's draws")
+        finally:
+            np.random.set_state(state)
+        return self
+
+    def _checked_draw(self, m: int) -> torch.Tensor:
+        try:
+            x = self.sample(m, generator=torch.Generator().manual_seed(0))
+        except TypeError as exc:
+            raise TypeError(f"sample must take (m, generator=None) and return (m, d) points; "
+                            f"sample({m}, generator=...) raised {exc}") from exc
+        x = _as_float_tensor(x, f"sample({m})'s output")
+        if tuple(x.shape) != (m, self.dim):
+            raise ValueError(f"sample must return (m, {self.dim}) points (the training points' "
+                             f"columns); sample({m}) returned shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"sample returned NaN or infinite values in sample({m})")
+        return x
+
+    def _check_log_prob(self, x: torch.Tensor, what: str) -> None:
+        m = x.shape[0]
+        value = self.log_prob(x.to(self.points.dtype))
+        value = _as_float_tensor(value, "log_prob's output")
+        if tuple(value.shape) != (m,):
+            raise ValueError(f"log_prob must return one value per point, shape ({m},); on "
+                             f"{what} it returned shape {tuple(value.shape)}"
+                             + (" (flatten it: log_prob(x).reshape(-1))" if value.numel() == m
+                                else ""))
+        if not torch.isfinite(value).all():
+            raise ValueError(f"log_prob returned NaN or infinite values on {what}: "
+                             f"{value.tolist()}")
+
     @classmethod
     def from_law(cls, law, n: int, generator: torch.Generator | None = None,
                  name: str = "points") -> PointCloud:

@@ -10,20 +10,58 @@ the default backend runs in this process (easy to debug, no pickling); otherwise
 ``"tcp://HOST:PORT"``), else the active client, else dask's ``scheduler-address`` setting
 (``DASK_SCHEDULER_ADDRESS``). The scheduler reruns a task whose worker dies; on an error the
 remaining tasks are cancelled. Introduced with the sweeps of notebook 02.
+
+With ``errors="keep"`` a task that raises does not stop the others: its output is a
+:class:`Failure` (the arguments, the exception's type and message, its traceback as text),
+yielded in its place, so a caller can store every row that worked and report the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
 
-__all__ = ["dispatch", "dask_client"]
+__all__ = ["dispatch", "dask_client", "Failure"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a task that raised left (``dispatch(..., errors="keep")``): its ``arguments``, the
+    exception's ``error`` (``"TypeName: message"``) and the ``traceback`` as text. Falsy, so
+    ``if not output`` finds one."""
+
+    arguments: tuple
+    error: str
+    traceback: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def _guarded(task: Callable, *args):
+    """``task(*args)``, or a :class:`Failure` when it raises an Exception (KeyboardInterrupt
+    and SystemExit still stop the run)."""
+    import traceback
+
+    try:
+        return task(*args)
+    except Exception as exc:
+        return Failure(tuple(args), f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
 
 def dispatch(task: Callable, arguments: Iterable[tuple], *, n_jobs: int = 1,
-             backend: str | None = "loky", scheduler=None) -> Iterator:
+             backend: str | None = "loky", scheduler=None, errors: str = "raise") -> Iterator:
     """Yield ``task(*args)`` for each ``args`` of ``arguments``, as they finish (see the module
     docstring for ``n_jobs``, ``backend`` and ``scheduler``). ``task`` must be importable by
-    the workers (a module-level function). ValueError names a bad ``n_jobs`` or ``backend``,
+    the workers (a module-level function). ``errors="raise"`` (default): the first task that
+    raises stops the run with its exception; ``"keep"``: it yields a :class:`Failure` instead
+    and the other tasks go on. ValueError names a bad ``n_jobs``, ``backend`` or ``errors``,
     or a ``scheduler`` given without ``backend="dask"``."""
+    if errors not in ("raise", "keep"):
+        raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
+    if errors == "keep":
+        task = partial(_guarded, task)
     if n_jobs == 0 or isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
         raise ValueError(f"n_jobs must be a non-zero integer (-1: all cores), got {n_jobs!r}")
     if backend is not None and not isinstance(backend, str):

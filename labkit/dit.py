@@ -29,7 +29,8 @@ from torch import nn
 from . import _checks
 from .process import ou_time_from_alpha_bar, score_from_noise
 from .sampling import sample
-from .train import _FROM_CONFIG, TrainConfig, _train_config, dsm_noise_loss, save_atomically, train
+from .losses import dsm_noise_loss
+from .train import Checkpoint, TrainConfig, _check_config, _legacy_arguments, save_atomically, train
 
 __all__ = [
     "DiTConfig", "PRESETS", "DiT", "patchify", "unpatchify", "ddpm_time", "DDPMTime",
@@ -284,7 +285,7 @@ def ddpm_time(u: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class DDPMTime:
-    """Time sampler (the ``t_sampler`` of :func:`labkit.train.dsm_noise_loss`) on the DDPM grid.
+    """Time sampler (the ``t_sampler`` of :func:`labkit.losses.dsm_noise_loss`) on the DDPM grid.
 
     ``kind="uniform"``: the step is uniform on 1..1000 (how DiTs are trained); ``"small"``:
     ``u ~ Beta(0.8, 2)`` (Algorithm 2), which puts most mass at small noise.
@@ -307,18 +308,18 @@ class DDPMTime:
 
 
 def train_dit(model: DiT, images: torch.Tensor, config: TrainConfig | None = None, *,
-              steps: int = _FROM_CONFIG, batch_size: int = _FROM_CONFIG, lr: float = _FROM_CONFIG,
-              weight_decay: float = _FROM_CONFIG, warmup_steps: int = _FROM_CONFIG,
-              grad_clip: float | None = _FROM_CONFIG, ema_decay: float | None = _FROM_CONFIG,
-              generator: torch.Generator | None = None, callbacks=(), eval_every: int | None = None,
-              checkpoint_path=None, progress: bool = True, eval_at=None):
+              generator: torch.Generator | None = None, callbacks=(), eval_at=None,
+              checkpoint: Checkpoint | str | None = None, progress: bool = True, **legacy):
     """Train a DiT on (n, C, H, W) images with :func:`labkit.train.train`: noise-prediction loss
     at uniform DDPM steps, AdamW, EMA off by default (an average of weights lags behind the
-    sharp empirical score, so it slows memorization). The settings come from ``config`` (a
-    :class:`labkit.train.TrainConfig`) or as keywords (without ``config``: ``batch_size=64``,
-    ``lr=1e-3``); a keyword given with ``config`` replaces that field. Resumes from
-    ``checkpoint_path``, with the callbacks' evaluations on the schedule ``eval_at`` (see
-    :func:`labkit.train.train`). Returns the :class:`labkit.train.History`."""
+    sharp empirical score, so it slows memorization). ``config``: a
+    :class:`labkit.train.TrainConfig`, e.g. ``TrainConfig.preset("dit", steps=500)`` (batches of
+    64 at lr 1e-3). Resumes from ``checkpoint``, with the callbacks' evaluations on the schedule
+    ``eval_at`` (see :func:`labkit.train.train`). Returns the :class:`labkit.train.History`.
+    The keywords of labkit 0.2 (``steps=``, ``checkpoint_path=`` ...; without ``config``, on top
+    of the ``"dit"`` preset) still work, with a ``DeprecationWarning``, until labkit 0.3."""
+    config, eval_at, checkpoint = _legacy_arguments("labkit.dit.train_dit", config, eval_at,
+                                                    checkpoint, legacy, preset="dit")
     if not isinstance(model, DiT):
         raise TypeError(f"model must be a DiT, got {type(model).__name__}")
     c = model.config
@@ -326,15 +327,9 @@ def train_dit(model: DiT, images: torch.Tensor, config: TrainConfig | None = Non
             tuple(images.shape[1:]) != (c.channels, c.image_size, c.image_size):
         raise ValueError(f"images must have shape (n, {c.channels}, {c.image_size}, {c.image_size}), "
                          f"got {tuple(getattr(images, 'shape', ()))}")
-    settings = dict(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                    warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay)
-    if config is None:
-        settings = {"batch_size": 64, "lr": 1e-3,
-                    **{k: v for k, v in settings.items() if v is not _FROM_CONFIG}}
     return train(model, partial(dsm_noise_loss, t_sampler=DDPMTime("uniform")), images,
-                 _train_config(config, **settings), generator=generator, callbacks=callbacks,
-                 eval_every=eval_every, eval_at=eval_at, checkpoint_path=checkpoint_path,
-                 progress=progress)
+                 _check_config(config), generator=generator, callbacks=callbacks,
+                 eval_at=eval_at, checkpoint=checkpoint, progress=progress)
 
 
 def sample_images(model: DiT, num_samples: int, *, steps: int = 50, t_min: float = 1e-3, t_max: float = 10.0,

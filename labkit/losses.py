@@ -10,9 +10,19 @@ and Proposition 4.1 is the exact identity
                = E_{X ~ P^_t} || grad log p^_t(X) - grad log p_t(X) ||^2,
 
 a Fisher divergence under the *empirical* law: the true score never minimizes the training
-loss. (Networks in labkit are trained on the sigma_t^2-weighted loss, i.e. noise prediction;
-see ``labkit.train``.) Functions return one value per training point; callers average.
-Introduced in notebook 00, measured in notebook 01.
+loss. Functions return one value per training point; callers average. Introduced in notebook
+00, measured in notebook 01.
+
+The loss networks are trained on (by :func:`labkit.train.train`): labkit's networks predict the
+noise ``eps(x_t, t)`` with ``s = -eps / sigma_t``, so
+
+    sigma_t^2 l_t(x, s) = E_Z || Z - eps(alpha_t x + sigma_t Z, t) ||^2,
+
+the noise-prediction MSE of :func:`dsm_noise_loss`, is DSM weighted by ``sigma_t^2``. The
+weight changes how times are traded off, not the minimizer at each t: the empirical score still
+minimizes it, which is what drives memorization (Proposition 4.1). Its training times come from
+a time sampler, :class:`UniformTime` or :class:`LogUniformTime` (``sampler(n, generator, dtype,
+device) -> (n,)``).
 """
 
 from __future__ import annotations
@@ -21,9 +31,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from . import _checks
-from .process import alpha_sigma, time_grid
+from .process import alpha_sigma, diffuse, time_grid
 from .scores import empirical_score
 
 __all__ = [
@@ -33,6 +44,9 @@ __all__ = [
     "GapEstimate",
     "loss_gap",
     "integrated_loss_gap",
+    "UniformTime",
+    "LogUniformTime",
+    "dsm_noise_loss",
 ]
 
 
@@ -171,3 +185,65 @@ def integrated_loss_gap(true_score, train: torch.Tensor, t0: float, T: float, nu
     train = _checks.points(train, "train")
     return _estimate(_integrate_log_t(lambda t: _fisher_per_point(true_score, train, t, num_noise, generator),
                                       t0, T, num_times))
+
+
+# ----------------------------------------------------------------------------------------------
+# The training loss: time samplers and the noise-prediction loss
+
+@dataclass(frozen=True)
+class UniformTime:
+    """Training times ``t ~ Uniform[t_min, t_max]``. ``sampler(n, generator, dtype, device)``
+    returns an (n,) tensor."""
+
+    t_min: float
+    t_max: float
+
+    def __post_init__(self):
+        _checks.positive_float(self.t_min, "t_min")
+        _checks.positive_float(self.t_max, "t_max")
+        if self.t_min >= self.t_max:
+            raise ValueError(f"t_min must be smaller than t_max, got {self.t_min} >= {self.t_max}")
+
+    def __call__(self, n: int, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+        return self.t_min + (self.t_max - self.t_min) * u
+
+
+@dataclass(frozen=True)
+class LogUniformTime(UniformTime):
+    """Training times with ``log t ~ Uniform[log t_min, log t_max]``: equal effort per decade,
+    so the small times where memorization is decided are not starved."""
+
+    def __call__(self, n: int, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+        lo, hi = math.log(self.t_min), math.log(self.t_max)
+        return torch.exp(lo + (hi - lo) * u)
+
+
+def dsm_noise_loss(model: nn.Module, x0: torch.Tensor, t_sampler,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise-prediction loss ``|| Z - eps(alpha_t x0 + sigma_t Z, t) ||^2`` per sample.
+
+    One fresh time (from ``t_sampler``, e.g. :class:`LogUniformTime`) and one fresh noise per
+    sample. This is the DSM loss weighted by ``sigma_t^2`` (see the module docstring).
+    ``model(x_t, t)`` must predict the noise; ``x0``: (b, ...) clean data. Returns (b,), the
+    squared error summed over all non-batch dimensions. Use with :func:`labkit.train.train` as
+    ``functools.partial(dsm_noise_loss, t_sampler=LogUniformTime(1e-3, 10.0))``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x0, torch.Tensor) or x0.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"x0 must be a floating torch.Tensor, got {type(x0).__name__}")
+    if not callable(t_sampler):
+        raise TypeError(f"t_sampler must be callable (e.g. LogUniformTime), got {type(t_sampler).__name__}")
+    _checks.generator(generator)
+    b = x0.shape[0]
+    t = t_sampler(b, generator, x0.dtype, x0.device)                   # (b,)
+    x_t, z = diffuse(x0, t, generator)                                 # (b, ...), (b, ...)
+    eps = model(x_t, t)
+    if eps.shape != x0.shape:
+        raise ValueError(f"model must return a noise prediction shaped like x0 {tuple(x0.shape)}, "
+                         f"got {tuple(eps.shape)}")
+    return (eps - z).pow(2).reshape(b, -1).sum(1)                      # (b,)

@@ -3,7 +3,7 @@
 ``ScoreMLP`` is the network of the paper's mixture experiments (Section 6, Figs. 2-3): a ReLU
 MLP that takes ``(x_t, t)`` and predicts the NOISE ``eps(x_t, t) ~ E[Z | X_t = x_t]``. Its
 score is ``-eps / sigma_t`` (``labkit.process.score_from_noise``), and training it with the
-noise-prediction MSE is exactly DSM weighted by ``sigma_t^2`` (``labkit.train.dsm_noise_loss``).
+noise-prediction MSE is exactly DSM weighted by ``sigma_t^2`` (``labkit.losses.dsm_noise_loss``).
 
 ``SoftmaxAttentionDenoiser`` is the constructive view behind Theorem 5.1's discussion: one
 softmax-attention layer whose keys are ``alpha_t k_j`` and values ``k_j`` computes a posterior-

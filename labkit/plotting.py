@@ -10,6 +10,9 @@ Where files go: in a source checkout (an editable install included) figures and 
 the repository's ``figures/`` and ``.cache/``; an installed package never writes beside itself,
 so there ``savefig`` writes ``./figures`` and caches go to the user cache directory
 (``platformdirs``, e.g. ``~/.cache/labkit``). ``$LABKIT_FIGURES`` and ``$LABKIT_CACHE`` always win.
+Those folders and the size switch are :mod:`labkit.store`'s (:func:`labkit.store.figures_dir`,
+:func:`labkit.store.cache_dir`, :func:`labkit.store.is_fast`); the old names here
+(``labkit.plotting.is_fast`` ...) still work until labkit 0.3, with a ``DeprecationWarning``.
 
 Alt text: a figure's title states its finding, so it is also the figure's description for a
 screen reader (``figure_alt``). ``savefig`` and, after ``setup()`` in a notebook kernel, every
@@ -30,15 +33,13 @@ import matplotlib
 import numpy as np
 import torch
 
+from . import _moved, store
+
 __all__ = [
     "censored_law_figure",
     "Setup",
     "setup",
     "seed_everything",
-    "is_fast",
-    "repo_root",
-    "figures_dir",
-    "cache_dir",
     "savefig",
     "figure_alt",
     "png_metadata",
@@ -56,45 +57,6 @@ __all__ = [
 
 # Okabe-Ito: distinguishable under the common forms of colour blindness.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-
-
-def repo_root() -> Path | None:
-    """The source checkout that holds the ``labkit`` package, or None when labkit is installed.
-
-    A checkout has ``pyproject.toml`` and ``notebooks/`` beside ``labkit/``; a wheel or sdist
-    install (into ``site-packages``) has neither, and must not write there.
-    """
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
-
-
-def is_fast() -> bool:
-    """True when ``LABKIT_FAST`` is set to a true value (1, true, yes): the test-run size."""
-    value = os.environ.get("LABKIT_FAST", "0").strip().lower()
-    if value not in {"", "0", "1", "true", "false", "yes", "no"}:
-        raise ValueError(f"LABKIT_FAST must be 0 or 1, got {value!r}")
-    return value in {"1", "true", "yes"}
-
-
-def figures_dir() -> Path:
-    """Where ``savefig`` writes: ``$LABKIT_FIGURES``, else ``<checkout>/figures`` in a source
-    checkout, else ``./figures`` (of the current directory) for an installed package."""
-    if os.environ.get("LABKIT_FIGURES"):
-        return Path(os.environ["LABKIT_FIGURES"])
-    root = repo_root()
-    return (root if root is not None else Path.cwd()) / "figures"
-
-
-def cache_dir(*parts: str) -> Path:
-    """A cache folder ``<root>/<size>/<parts>``, created on demand (:func:`labkit.store.cache_dir`).
-
-    ``root`` is ``$LABKIT_CACHE``, else ``<checkout>/.cache`` in a source checkout, else the
-    user cache directory (``platformdirs.user_cache_path("labkit")``) for an installed package.
-    The fast size gets its own sub-folder so a test run never reads full-size results.
-    """
-    from .store import cache_dir as _cache_dir
-
-    return _cache_dir(*parts)
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -152,7 +114,7 @@ def setup(seed: int = 0, device: str | None = None, threads: int | None = None) 
     generator = seed_everything(seed)
     apply_theme()
     show_alt_text()
-    return Setup(fast=is_fast(), device=device, seed=seed, generator=generator)
+    return Setup(fast=store.is_fast(), device=device, seed=seed, generator=generator)
 
 
 def savefig(fig, name: str) -> Path:
@@ -164,7 +126,7 @@ def savefig(fig, name: str) -> Path:
         raise ValueError(f"name must look like '<two-digit notebook number>_<what>', got {name!r}")
     if name.endswith(".png"):
         name = name[:-4]
-    out = figures_dir()
+    out = store.figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
     tmp = path.with_suffix(".png.tmp")
@@ -334,8 +296,13 @@ def training_curves(axes, rows, ns, key: str = "memorization"):
         runs = [r for r in rows if r["n"] == n]
         if not runs:
             continue
-        steps = np.asarray(runs[0]["steps"][1:], dtype=float)
-        k = len(steps)
+        # the seeds' common evaluations (a shorter run's grid is a prefix of a longer one's);
+        # runs evaluated at other steps cannot be averaged point by point
+        k = min(len(r["steps"]) for r in runs) - 1
+        if any(r["steps"][1:k + 1] != runs[0]["steps"][1:k + 1] for r in runs):
+            raise ValueError(f"the rows at n = {n} were evaluated at different steps; pass rows "
+                             "of one evaluation grid (same first_eval and evals_per_octave)")
+        steps = np.asarray(runs[0]["steps"][1:k + 1], dtype=float)
         mem = np.array([np.asarray(r["memorization"][1:k + 1]) - r["null_memorization"] for r in runs])
         gap = np.array([np.asarray(r["log_likelihood"][1:k + 1]) - r["reference_log_likelihood"] for r in runs])
         style = dict(color=PALETTE[i % len(PALETTE)], ls=_DASHES[i % len(_DASHES)], marker=_MARKERS[i % len(_MARKERS)],
@@ -355,7 +322,7 @@ def memorization_time_figure(times: dict, fits: dict, title: str):
     """Memorization and generalization times against n (log-log), one point per seed, with the
     fitted power law of each and a slope-1 guide (Bonnaire et al.'s linear law) through the
     memorization times. ``times``: ``{label: {n: {"tau_mem": [...], "tau_gen": [...]}}}``;
-    ``fits``: ``{label: experiments.power_law(...) of tau_mem}``."""
+    ``fits``: ``{label: {"slope", "lo", "hi", "intercept"}}``, a power law fitted to tau_mem."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(times), figsize=(5.2 * len(times), 4.0), layout="constrained", squeeze=False)
@@ -480,3 +447,8 @@ def censored_law_figure(laws: dict, title: str):
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=9)
     fig.suptitle(title)
     return fig
+
+
+# The environment and the paths live in labkit.store, the package's bottom layer.
+__getattr__ = _moved(__name__, {name: f"labkit.store.{name}" for name in (
+    "repo_root", "is_fast", "figures_dir", "cache_dir")}, remove_in="0.3")

@@ -24,11 +24,13 @@ import torch
 
 from . import _checks, _moved
 from .dit import DDPMTime, DiT, train_dit, with_heads
-from .train import _FROM_CONFIG, TrainConfig, _train_config, dsm_noise_loss
+from .losses import dsm_noise_loss
+from .train import Checkpoint, TrainConfig, _check_config, _legacy_arguments
 
 __all__ = [
     "masked_heads", "head_importance", "magnitude_importance", "random_importance", "IMPORTANCE",
-    "importance", "select_heads", "prune_heads", "fine_tune",
+    "importance", "select_heads", "prune_heads", "fine_tune", "WINDOWS", "WindowTime",
+    "jaccard",
 ]
 
 def _attention(model: DiT) -> list:
@@ -98,16 +100,53 @@ def _layer_normalize(scores: torch.Tensor) -> torch.Tensor:
     return scores / norms
 
 
+# Windows of the DDPM step fraction u in [0, 1] (step 1 + round(999 u), see ddpm_time): thirds of
+# the schedule, and the whole of it. In OU time: small t < 1.1, medium 1.1-4.5, large > 4.5.
+WINDOWS = {"small": (0.0, 1 / 3), "medium": (1 / 3, 2 / 3), "large": (2 / 3, 1.0),
+           "uniform": (0.0, 1.0)}
+
+
+class WindowTime:
+    """Time sampler on a window of the DDPM schedule: ``u ~ U[low, high]`` mapped to OU time by
+    :func:`labkit.dit.ddpm_time`. ``sampler(n, generator, dtype, device) -> (n,)`` OU times.
+    ``WindowTime(0, 1)`` draws exactly what ``DDPMTime("uniform")`` draws from the same
+    generator."""
+
+    def __init__(self, low: float, high: float):
+        for value, name in ((low, "low"), (high, "high")):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        if low >= high:
+            raise ValueError(f"low must be below high, got low={low}, high={high}")
+        self.low, self.high = float(low), float(high)
+
+    def __repr__(self) -> str:
+        return f"WindowTime({self.low:g}, {self.high:g})"
+
+    def __call__(self, n: int, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        from .dit import ddpm_time
+
+        n = _checks.positive_int(n, "n")
+        u = torch.rand(n, generator=_checks.generator(generator), dtype=torch.float64,
+                       device=None if generator is None else generator.device)
+        u = (self.low + (self.high - self.low) * u).clamp(0, 1)
+        return ddpm_time(u).to(dtype=dtype, device=device)
+
+
 def head_importance(model: DiT, images: torch.Tensor, *, time_dist: str = "small", batches: int = 16,
                     batch_size: int = 64, normalize: bool = True,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None,
+                    window: tuple[float, float] | None = None) -> torch.Tensor:
     """Algorithm 2: ``S(h) = mean over batches of |d L_batch / d xi_h|`` -> (L, H) scores.
 
     ``images``: (n, C, H, W) training images; each batch draws ``batch_size`` of them, times from
     ``time_dist`` (``"small"``: u ~ Beta(0.8, 2), the paper's; ``"uniform"``: u ~ U[0, 1], the
     ablation) and fresh noise, all from ``generator``. ``L_batch`` is the batch-mean
-    noise-prediction loss. With ``normalize`` each layer's scores are divided by their
-    Euclidean norm. Pruned layers with fewer heads are NaN-padded to ``config.num_heads``.
+    noise-prediction loss. ``window=(low, high)`` replaces ``time_dist`` by u ~ U[low, high]
+    (:class:`WindowTime`; :data:`WINDOWS` names four). With ``normalize`` each layer's scores
+    are divided by their Euclidean norm. Pruned layers with fewer heads are NaN-padded to ``config.num_heads``.
     """
     layers = _attention(model)
     _checks.choice(time_dist, "time_dist", ("small", "uniform"))
@@ -116,7 +155,7 @@ def head_importance(model: DiT, images: torch.Tensor, *, time_dist: str = "small
     _checks.generator(generator)
     _check_image_batch(model, images)
     device = next(model.parameters()).device
-    sampler = DDPMTime(time_dist)
+    sampler = DDPMTime(time_dist) if window is None else WindowTime(*_window(window))
     was_training = model.training
     model.eval()
     totals = [torch.zeros_like(attn.xi) for attn in layers]
@@ -176,19 +215,40 @@ def _random(model: DiT, images, batches: int, batch_size: int, generator) -> tor
     return random_importance(model, generator)
 
 
+def _window(window) -> tuple[float, float]:
+    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") or len(window) != 2:
+        raise ValueError(f"window must be a pair (low, high) in [0, 1], got {window!r}")
+    return tuple(window)
+
+
+def _windowed(name: str):
+    def method(model: DiT, images, batches: int, batch_size: int, generator) -> torch.Tensor:
+        return head_importance(model, images, window=WINDOWS[name], batches=batches,
+                               batch_size=batch_size, generator=generator)
+
+    method.__name__ = method.__qualname__ = f"_window_{name}"
+    method.__doc__ = f"Algorithm 2 with u ~ U{list(WINDOWS[name])} (the {name} window of t)."
+    return method
+
+
 # The registry of head-importance methods, each ``method(model, images, batches, batch_size,
-# generator) -> (L, H)``: Algorithm 2 at small or uniform times, and the two baselines.
+# generator) -> (L, H)``: Algorithm 2 at small or uniform times, the two baselines, and
+# Algorithm 2 restricted to a window of t (``"window-small"`` ... ``"window-uniform"``, see
+# :data:`WINDOWS`; notebook 04 asks in which window memorization lives).
 IMPORTANCE = {"small-t": _small_t, "uniform-t": _uniform_t, "magnitude": _magnitude,
-              "random": _random}
+              "random": _random, **{f"window-{w}": _windowed(w) for w in WINDOWS}}
+_DATA_METHODS = ("small-t", "uniform-t", *(f"window-{w}" for w in WINDOWS))
 
 
 def importance(method: str, model: DiT, images: torch.Tensor | None = None, *, batches: int = 16,
                batch_size: int = 64, generator: torch.Generator | None = None) -> torch.Tensor:
     """Head scores (L, H) by a method of :data:`IMPORTANCE`: ``"small-t"`` / ``"uniform-t"``
-    (:func:`head_importance` on ``images`` at small or uniform times), ``"magnitude"``
-    (:func:`magnitude_importance`) or ``"random"`` (:func:`random_importance`)."""
+    (:func:`head_importance` on ``images`` at small or uniform times), ``"window-small"``,
+    ``"-medium"``, ``"-large"``, ``"-uniform"`` (on ``images``, at u uniform in that window of
+    :data:`WINDOWS`), ``"magnitude"`` (:func:`magnitude_importance`) or ``"random"``
+    (:func:`random_importance`)."""
     _checks.choice(method, "method", tuple(IMPORTANCE))
-    if method in ("small-t", "uniform-t") and images is None:
+    if method in _DATA_METHODS and images is None:
         raise ValueError(f"method {method!r} scores heads on data: pass images (n, C, H, W)")
     return IMPORTANCE[method](model, images, batches, batch_size, generator)
 
@@ -226,6 +286,32 @@ def select_heads(importance: torch.Tensor, ratio: float) -> dict[int, list[int]]
     return {layer: sorted(hs) for layer, hs in sorted(heads.items())}
 
 
+def _head_set(heads, name: str) -> set:
+    if not isinstance(heads, dict):
+        raise TypeError(f"{name} must be a dict {{layer: [head, ...]}}, got {type(heads).__name__}")
+    out = set()
+    for layer, hs in heads.items():
+        if isinstance(layer, str) and layer.isdecimal():
+            layer = int(layer)
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+            raise ValueError(f"{name} names layer {layer!r}; layers are non-negative ints")
+        if isinstance(hs, (str, bytes)) or not hasattr(hs, "__iter__"):
+            raise ValueError(f"{name}[{layer}] must be a list of heads, got {hs!r}")
+        for h in hs:
+            if isinstance(h, bool) or not isinstance(h, int) or h < 0:
+                raise ValueError(f"{name}[{layer}] names head {h!r}; heads are non-negative ints")
+            out.add((layer, h))
+    return out
+
+
+def jaccard(heads_a, heads_b) -> float:
+    """The Jaccard overlap ``|A & B| / |A | B|`` of two pruned head sets ``{layer: [head, ...]}``
+    (layer keys may be decimal strings, as JSON stores them): 1 for the same heads, 0 for
+    disjoint ones, 1 when both are empty."""
+    a, b = _head_set(heads_a, "heads_a"), _head_set(heads_b, "heads_b")
+    return 1.0 if not (a or b) else len(a & b) / len(a | b)
+
+
 def prune_heads(model: DiT, heads) -> DiT:
     """Remove ``heads`` structurally: a new DiT whose blocks have narrower qkv and output
     projections (``config.heads_per_layer`` records the counts). It computes what ``model``
@@ -253,20 +339,19 @@ def prune_heads(model: DiT, heads) -> DiT:
 
 
 def fine_tune(model: DiT, images: torch.Tensor, config: TrainConfig | None = None, *,
-              steps: int = _FROM_CONFIG, batch_size: int = _FROM_CONFIG, lr: float = _FROM_CONFIG,
-              generator: torch.Generator | None = None, checkpoint_path=None, progress: bool = False):
+              generator: torch.Generator | None = None, checkpoint: Checkpoint | str | None = None,
+              progress: bool = False, **legacy):
     """Algorithm 1's last step: train ``model`` (in place) on the same images with the training
-    loss (uniform DDPM steps, noise prediction, AdamW). The settings come from ``config`` (a
-    :class:`labkit.train.TrainConfig`, e.g. :meth:`labkit.experiments.Protocol.fine_tuning`) or
-    as keywords (without ``config``: ``batch_size=64``, ``lr=1e-4``). Returns the History."""
-    if config is None:
-        config = _train_config(steps=steps,
-                               batch_size=64 if batch_size is _FROM_CONFIG else batch_size,
-                               lr=1e-4 if lr is _FROM_CONFIG else lr)
-    else:
-        config = _train_config(config, steps=steps, batch_size=batch_size, lr=lr)
-    return train_dit(model, images, config, generator=generator, checkpoint_path=checkpoint_path,
-                     progress=progress)
+    loss (uniform DDPM steps, noise prediction, AdamW), by :func:`labkit.dit.train_dit`.
+    ``config``: a :class:`labkit.train.TrainConfig`, e.g. ``TrainConfig.preset("fine_tune",
+    steps=200)`` (batches of 64 at lr 1e-4) or :meth:`labkit.experiments.Protocol.fine_tuning`.
+    Returns the History. The keywords of labkit 0.2 (``steps=``, ``batch_size=``, ``lr=``,
+    ``checkpoint_path=``; without ``config``, on top of the ``"fine_tune"`` preset) still work,
+    with a ``DeprecationWarning``, until labkit 0.3."""
+    config, _, checkpoint = _legacy_arguments("labkit.pruning.fine_tune", config, None,
+                                              checkpoint, legacy, preset="fine_tune")
+    return train_dit(model, images, _check_config(config), generator=generator,
+                     checkpoint=checkpoint, progress=progress)
 
 
 def _check_image_batch(model: DiT, images) -> None:
@@ -281,4 +366,5 @@ def _check_image_batch(model: DiT, images) -> None:
 # The Table 1 protocol and its command line moved to labkit.experiments and labkit.cli.
 __getattr__ = _moved(__name__, {name: f"labkit.experiments.{name}" for name in (
     "PAPER_TABLE1", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base", "importances", "pruned_arm",
-    "run_protocol", "summarize", "format_table")} | {"main": "labkit.cli.prune_main"})
+    "run_protocol", "summarize", "format_table")} | {"main": "labkit.cli.prune_main"},
+    remove_in="0.3")

@@ -1,6 +1,11 @@
-"""Where labkit keeps what it computes, and how: one home for paths, keys and atomic writes.
+"""Where labkit keeps what it computes, and how: one home for the environment, paths, keys and
+atomic writes. The bottom layer of the package: it imports nothing else of labkit, so every
+other module may use it (``docs/architecture.md``).
 
-- Paths: :func:`cache_dir` (``$LABKIT_CACHE``, else ``<checkout>/.cache``, else the user cache
+- Environment: :func:`repo_root` (the source checkout that holds labkit, or None for an
+  installed package), :func:`is_fast` (the size switch ``LABKIT_FAST=1`` of the test run).
+- Paths: :func:`figures_dir` (``$LABKIT_FIGURES``, else ``<checkout>/figures``, else
+  ``./figures``), :func:`cache_dir` (``$LABKIT_CACHE``, else ``<checkout>/.cache``, else the user cache
   folder), :func:`results_dir` (``$LABKIT_RESULTS``, else ``<checkout>/results``, else
   ``./results``).
 - Keys: :func:`canonical` (one canonical JSON for every key and comparison) and :func:`digest`
@@ -27,8 +32,9 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["canonical", "digest", "storable", "write_text", "write_json", "save_torch", "cache_dir", "results_dir",
-           "fill_defaults", "row_key", "run_dir"]
+__all__ = ["repo_root", "is_fast", "figures_dir", "cache_dir", "results_dir", "canonical", "digest",
+           "storable", "write_text", "write_json", "save_torch", "fill_defaults", "row_key",
+           "run_dir", "claims_lock_path", "read_claims_lock", "claims_lock_digest"]
 
 
 def canonical(obj) -> str:
@@ -88,10 +94,33 @@ def save_torch(obj, path) -> None:
     _replace(tmp, path)
 
 
-def _repo_root() -> Path | None:
-    from .plotting import repo_root  # one definition of "a source checkout"
+def repo_root() -> Path | None:
+    """The source checkout that holds the ``labkit`` package, or None when labkit is installed.
 
-    return repo_root()
+    A checkout has ``pyproject.toml`` and ``notebooks/`` beside ``labkit/``; a wheel or sdist
+    install (into ``site-packages``) has neither, and must not write there.
+    """
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
+
+
+def is_fast() -> bool:
+    """True when ``LABKIT_FAST`` is set to a true value (1, true, yes): the test-run size.
+    ValueError for a value that is neither true nor false."""
+    value = os.environ.get("LABKIT_FAST", "0").strip().lower()
+    if value not in {"", "0", "1", "true", "false", "yes", "no"}:
+        raise ValueError(f"LABKIT_FAST must be 0 or 1, got {value!r}")
+    return value in {"1", "true", "yes"}
+
+
+def figures_dir() -> Path:
+    """Where ``labkit.plotting.savefig`` writes: ``$LABKIT_FIGURES``, else ``<checkout>/figures``
+    in a source checkout, else ``./figures`` (of the current directory) for an installed
+    package."""
+    if os.environ.get("LABKIT_FIGURES"):
+        return Path(os.environ["LABKIT_FIGURES"])
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / "figures"
 
 
 def cache_dir(*parts: str) -> Path:
@@ -104,9 +133,7 @@ def cache_dir(*parts: str) -> Path:
     """
     import platformdirs
 
-    from .plotting import is_fast
-
-    checkout = _repo_root()
+    checkout = repo_root()
     if os.environ.get("LABKIT_CACHE"):
         root = Path(os.environ["LABKIT_CACHE"])
     elif checkout is not None:
@@ -122,7 +149,7 @@ def results_dir() -> Path:
     """``$LABKIT_RESULTS``, else ``<checkout>/results`` in a source checkout, else ``./results``."""
     if os.environ.get("LABKIT_RESULTS"):
         return Path(os.environ["LABKIT_RESULTS"])
-    root = _repo_root()
+    root = repo_root()
     return (root if root is not None else Path.cwd()) / "results"
 
 
@@ -199,3 +226,29 @@ def run_dir(kind: str, depends_on) -> Path:
     named by the digest of ``depends_on`` (every argument that changes its result, plus a
     version): two different runs never share a folder, the same run always finds its own."""
     return cache_dir("runs", kind, digest(depends_on))
+
+
+# ----------------------------------------------------------------------------------------------
+# The lock file of frozen claim declarations (written by ``labkit claims freeze``, read by the
+# run layer, which stamps every row it computes with the lock's digest)
+
+def claims_lock_path(folder=None) -> Path:
+    """The lock file of frozen claim declarations: ``<results>/claims.lock`` (JSON), in
+    ``folder`` (default :func:`results_dir`)."""
+    return Path(folder or results_dir()) / "claims.lock"
+
+
+def read_claims_lock(folder=None) -> dict:
+    """The lock file's content, ``{"freezes": [...]}`` (empty when nothing is frozen); each
+    freeze holds ``claims`` (``{claim id: declaration digest}``) and its own ``digest``."""
+    path = claims_lock_path(folder)
+    if not path.is_file():
+        return {"freezes": []}
+    return json.loads(path.read_text())
+
+
+def claims_lock_digest(folder=None) -> str | None:
+    """The digest of the latest freeze, or None when nothing is frozen: what every row
+    computed now records as ``provenance.claims_lock``."""
+    freezes = read_claims_lock(folder)["freezes"]
+    return freezes[-1]["digest"] if freezes else None

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _moved
+from ._table import Table
 from .store import storable, write_text
 
 __all__ = ["expand_grid", "function_identity", "point_key", "run_sweep", "Table"]
@@ -252,7 +253,7 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
     ``point_fn`` must be a module-level function (so worker processes can import it), or a
     ``functools.partial`` of one, returning a dict of JSON values (numbers, strings, lists).
     ``name`` names the sweep's cache folder ``<cache>/<name>`` (``cache`` defaults to
-    ``labkit.plotting.cache_dir("sweeps")``; pass ``cache=False`` to disable caching). The cache
+    ``labkit.store.cache_dir("sweeps")``; pass ``cache=False`` to disable caching). The cache
     key holds the configuration, ``version`` and :func:`function_identity` of ``point_fn``, less
     the bound keyword arguments named in ``ignore`` (default ``("device",)``, so points computed
     on a GPU are found from a CPU session; ``ignore=()`` keys on every bound argument); bump ``version`` when a function that
@@ -292,7 +293,7 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
     folder = None
     if cache is not False:
         if cache is None:
-            from .plotting import cache_dir
+            from .store import cache_dir
 
             folder = cache_dir("sweeps", name)
         else:
@@ -320,51 +321,7 @@ def run_sweep(point_fn: Callable, grid, *, name: str, cache: str | os.PathLike |
     return Table([{**c, **r} for c, r in zip(configs, results) if r is not None])
 
 
-class Table:
-    """Rows of a sweep (dicts: configuration merged with results), with a few lookups.
-
-    ``table.column("ratio")`` -> numpy array; ``table.where(n=100)`` -> sub-table;
-    ``table.pivot("width", "n", "ratio")`` -> (row values, column values, 2-D array, NaN where
-    a combination is missing). No pandas needed; ``table.rows`` is the plain list.
-    """
-
-    def __init__(self, rows: Sequence[Mapping]):
-        self.rows = [dict(r) for r in rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.rows[i]
-
-    def __repr__(self) -> str:
-        cols = list(self.rows[0]) if self.rows else []
-        return f"Table({len(self)} rows, columns {cols})"
-
-    def column(self, name: str) -> np.ndarray:
-        missing = [i for i, r in enumerate(self.rows) if name not in r]
-        if missing:
-            raise KeyError(f"column {name!r} missing from rows {missing[:5]}")
-        return np.asarray([r[name] for r in self.rows])
-
-    def unique(self, name: str) -> list:
-        return sorted({r[name] for r in self.rows}, key=lambda v: (v is None, v))
-
-    def where(self, **conditions) -> Table:
-        return Table([r for r in self.rows if all(r.get(k) == v for k, v in conditions.items())])
-
-    def pivot(self, row: str, col: str, value: str):
-        rows, cols = self.unique(row), self.unique(col)
-        out = np.full((len(rows), len(cols)), np.nan)
-        for r in self.rows:
-            out[rows.index(r[row]), cols.index(r[col])] = r[value]
-        return rows, cols, out
-
-
 # The paper's grids and the labkit-sweep command moved to labkit.experiments and labkit.cli.
 __getattr__ = _moved(__name__, {"PAPER_GRIDS": "labkit.experiments.PAPER_GRIDS",
                                 "paper_grid": "labkit.experiments.paper_grid",
-                                "main": "labkit.cli.sweep_main"})
+                                "main": "labkit.cli.sweep_main"}, remove_in="0.3")

@@ -1,22 +1,17 @@
 """The training loop shared by the MLPs of notebooks 01-02 and the DiT of notebook 03.
 
-The paper trains score networks by denoising score matching (Section 2):
-``l_t(x, s) = E_Z || -Z / sigma_t - s(alpha_t x + sigma_t Z, t) ||^2``. labkit's networks
-predict the noise ``eps(x_t, t)`` with ``s = -eps / sigma_t``, so
-
-    sigma_t^2 l_t(x, s) = E_Z || Z - eps(alpha_t x + sigma_t Z, t) ||^2,
-
-i.e. the noise-prediction MSE of :func:`dsm_noise_loss` is DSM weighted by ``sigma_t^2``. The
-weight changes how times are traded off, not the minimizer at each t: the empirical score
-still minimizes it, which is what drives memorization (Proposition 4.1).
-
-:func:`train` is a plain loop: shuffled mini-batches, Adam/AdamW/SGD, optional linear warm-up,
-gradient clipping and EMA, evaluation callbacks, a tqdm bar, and atomic, resumable
-checkpoints. A checkpoint carries a fingerprint of its run (the data's shape and SHA-256, the
-model's class, config and parameter shapes, the loss function with its bound arguments such as
-the time sampler, and the step count) and resumes only the same run. Everything random comes from one ``generator``, so a fixed seed gives identical
-weights, and a run resumed from a checkpoint ends at exactly the weights of an uninterrupted
-one. Introduced in ``notebooks/01_estimation_separation.ipynb``.
+:func:`train` ``(model, loss_fn, data, config)`` is a plain loop: shuffled mini-batches,
+Adam/AdamW/SGD, optional linear warm-up, gradient clipping and EMA, evaluation callbacks, a
+tqdm bar, and atomic, resumable checkpoints. How it optimizes is one :class:`TrainConfig`
+(:meth:`TrainConfig.preset` gives the named settings of :data:`TRAIN_PRESETS`); where it keeps
+its resumable state is a :class:`Checkpoint`. A checkpoint carries a fingerprint of its run
+(the data's shape and SHA-256, the model's class, config and parameter shapes, the loss
+function with its bound arguments such as the time sampler, and the step count) and resumes
+only the same run. Everything random comes from one ``generator``, so a fixed seed gives
+identical weights, and a run resumed from a checkpoint ends at exactly the weights of an
+uninterrupted one. The loss it is used with, :func:`labkit.losses.dsm_noise_loss` (DSM weighted
+by ``sigma_t^2``, i.e. noise prediction), and its time samplers live in :mod:`labkit.losses`.
+Introduced in ``notebooks/01_estimation_separation.ipynb``.
 """
 
 from __future__ import annotations
@@ -27,6 +22,7 @@ import functools
 import hashlib
 import inspect
 import math
+import os
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
@@ -35,82 +31,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import _checks
-from .process import diffuse
+from . import _checks, _deprecated, _moved, _shim
 
 __all__ = [
-    "UniformTime",
-    "LogUniformTime",
-    "dsm_noise_loss",
     "History",
     "TrainConfig",
+    "TRAIN_PRESETS",
+    "Checkpoint",
     "train",
     "load_checkpoint",
     "save_atomically",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Time samplers and the loss
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class UniformTime:
-    """Training times ``t ~ Uniform[t_min, t_max]``. ``sampler(n, generator, dtype, device)``
-    returns an (n,) tensor."""
-
-    t_min: float
-    t_max: float
-
-    def __post_init__(self):
-        _checks.positive_float(self.t_min, "t_min")
-        _checks.positive_float(self.t_max, "t_max")
-        if self.t_min >= self.t_max:
-            raise ValueError(f"t_min must be smaller than t_max, got {self.t_min} >= {self.t_max}")
-
-    def __call__(self, n: int, generator: torch.Generator | None = None,
-                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
-        return self.t_min + (self.t_max - self.t_min) * u
-
-
-@dataclass(frozen=True)
-class LogUniformTime(UniformTime):
-    """Training times with ``log t ~ Uniform[log t_min, log t_max]``: equal effort per decade,
-    so the small times where memorization is decided are not starved."""
-
-    def __call__(self, n: int, generator: torch.Generator | None = None,
-                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
-        lo, hi = math.log(self.t_min), math.log(self.t_max)
-        return torch.exp(lo + (hi - lo) * u)
-
-
-def dsm_noise_loss(model: nn.Module, x0: torch.Tensor, t_sampler,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Noise-prediction loss ``|| Z - eps(alpha_t x0 + sigma_t Z, t) ||^2`` per sample.
-
-    One fresh time (from ``t_sampler``, e.g. :class:`LogUniformTime`) and one fresh noise per
-    sample. This is the DSM loss weighted by ``sigma_t^2`` (see the module docstring).
-    ``model(x_t, t)`` must predict the noise; ``x0``: (b, ...) clean data. Returns (b,), the
-    squared error summed over all non-batch dimensions. Use with :func:`train` as
-    ``functools.partial(dsm_noise_loss, t_sampler=LogUniformTime(1e-3, 10.0))``.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(x0, torch.Tensor) or x0.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"x0 must be a floating torch.Tensor, got {type(x0).__name__}")
-    if not callable(t_sampler):
-        raise TypeError(f"t_sampler must be callable (e.g. LogUniformTime), got {type(t_sampler).__name__}")
-    _checks.generator(generator)
-    b = x0.shape[0]
-    t = t_sampler(b, generator, x0.dtype, x0.device)                   # (b,)
-    x_t, z = diffuse(x0, t, generator)                                 # (b, ...), (b, ...)
-    eps = model(x_t, t)
-    if eps.shape != x0.shape:
-        raise ValueError(f"model must return a noise prediction shaped like x0 {tuple(x0.shape)}, "
-                         f"got {tuple(eps.shape)}")
-    return (eps - z).pow(2).reshape(b, -1).sum(1)                      # (b,)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,8 +205,24 @@ def _differences(old, new, where: str = "") -> list[str]:
     return [f"{where}: {short(old)} -> {short(new)}"]
 
 
+# Names a fingerprint written by labkit 0.2 gives the loss and its time samplers, by their
+# current names: a checkpoint of 0.2 resumes the same run under 0.3.
+_RENAMED = {f"labkit.train.{name}": f"labkit.losses.{name}"
+            for name in ("UniformTime", "LogUniformTime", "dsm_noise_loss")}
+
+
+def _current_names(obj):
+    """``obj`` (a fingerprint) with the names of :data:`_RENAMED` replaced by the new ones."""
+    if isinstance(obj, dict):
+        return {k: _current_names(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_current_names(v) for v in obj]
+    return _RENAMED.get(obj, obj) if isinstance(obj, str) else obj
+
+
 def _check_fingerprint(ckpt: dict, fingerprint: dict, path: Path, parts=("data", "model", "loss_fn", "steps")) -> None:
     old = ckpt.get("fingerprint")
+    old = None if old is None else _current_names(old)
     if old is None:
         raise ValueError(f"checkpoint {str(path)!r} has no fingerprint (written by labkit < 0.2), so it cannot be "
                          "checked against this run; delete it to train again")
@@ -312,18 +259,8 @@ def _evaluate(callbacks, step: int, model: nn.Module, history: History) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The loop
+# The configuration
 # --------------------------------------------------------------------------------------------
-
-class _FromConfig:
-    """The default of a :func:`train` keyword that :class:`TrainConfig` holds."""
-
-    def __repr__(self) -> str:
-        return "<TrainConfig>"
-
-
-_FROM_CONFIG = _FromConfig()
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -336,7 +273,8 @@ class TrainConfig:
     One object for every training run of the lab: ``train(model, loss_fn, data, config)``,
     ``labkit.dit.train_dit(model, images, config)``, ``labkit.pruning.fine_tune`` and the
     protocols (:meth:`labkit.experiments.Protocol.base_training`) all take it. Each field is
-    checked here (ValueError naming it); ``dataclasses.replace(config, lr=...)`` derives one.
+    checked here (ValueError naming it); ``dataclasses.replace(config, lr=...)`` derives one,
+    and :meth:`preset` builds one from the named settings of :data:`TRAIN_PRESETS`.
     """
 
     steps: int
@@ -373,67 +311,205 @@ class TrainConfig:
             put("ema_decay", _checks.unit_interval(self.ema_decay, "ema_decay", closed_left=True,
                                                    closed_right=False))
 
+    @classmethod
+    def preset(cls, name: str, **fields) -> TrainConfig:
+        """The named settings ``TRAIN_PRESETS[name]`` with ``fields`` (``steps`` at least) on
+        top: ``TrainConfig.preset("dit", steps=500)``. ValueError naming an unknown preset."""
+        _checks.choice(name, "name", tuple(TRAIN_PRESETS))
+        return cls(**{**TRAIN_PRESETS[name], **fields})
 
-def _train_config(config: TrainConfig | None = None, **settings) -> TrainConfig:
-    """``config`` with the ``settings`` that were given (those not left at ``<TrainConfig>``)
-    replaced, or a new :class:`TrainConfig` from them when ``config`` is None."""
-    given = {k: v for k, v in settings.items() if v is not _FROM_CONFIG}
+
+# Named training settings (the fields of a TrainConfig but steps): "dit" is how
+# labkit.dit.train_dit trains a DiT, "fine_tune" how labkit.pruning.fine_tune fine-tunes a
+# pruned one. Add an entry to name another.
+TRAIN_PRESETS: dict[str, dict] = {
+    "dit": {"batch_size": 64, "lr": 1e-3},
+    "fine_tune": {"batch_size": 64, "lr": 1e-4},
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where :func:`train` keeps a run's resumable state: the file ``path``, written atomically
+    every ``every`` steps (default: a tenth of the run) and at the end. ``train(...,
+    checkpoint=path)`` is ``Checkpoint(path)``."""
+
+    path: str | os.PathLike
+    every: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise TypeError(f"checkpoint path must be a str or a path, got {type(self.path).__name__}")
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "every", _checks.optional_positive_int(self.every, "every"))
+
+
+# --------------------------------------------------------------------------------------------
+# The keywords train() took before TrainConfig and Checkpoint (deprecated, removed in 0.3)
+# --------------------------------------------------------------------------------------------
+
+_LEGACY_REMOVE_IN = _shim("labkit.train.train(steps=..., eval_every=..., checkpoint_path=...)",
+                          "labkit.train.train(model, loss_fn, data, TrainConfig(...), "
+                          "eval_at=..., checkpoint=Checkpoint(...))", remove_in="0.3")
+_LEGACY = ("eval_every", "checkpoint_path", "checkpoint_every")
+
+
+def _legacy_arguments(who: str, config, eval_at, checkpoint, legacy: dict, preset=None):
+    """``(config, eval_at, checkpoint)`` with the deprecated keywords of ``legacy`` folded in:
+    a :class:`TrainConfig` field replaces that field of ``config`` (a new one from them, on
+    top of ``TRAIN_PRESETS[preset]`` if given, without ``config``), ``eval_every`` is an int
+    ``eval_at``, ``checkpoint_path`` and ``checkpoint_every`` a :class:`Checkpoint`."""
+    if not legacy:
+        return config, eval_at, checkpoint
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(given) - fields)
+    unknown = sorted(set(legacy) - fields - set(_LEGACY))
     if unknown:
-        raise TypeError(f"{unknown} are not TrainConfig fields; allowed: {sorted(fields)}")
+        raise TypeError(f"{who}() got unexpected keyword arguments {unknown}")
+    _deprecated(f"{who}(..., {', '.join(f'{k}=' for k in legacy)})",
+                f"{who}(..., TrainConfig(...), eval_at=..., checkpoint=Checkpoint(...))",
+                stacklevel=4, remove_in=_LEGACY_REMOVE_IN)
+    settings = {k: v for k, v in legacy.items() if k in fields}
     if config is None:
-        missing = [k for k in ("steps", "batch_size", "lr") if k not in given]
+        settings = {**TRAIN_PRESETS.get(preset, {}), **settings}
+        missing = [k for k in ("steps", "batch_size", "lr") if k not in settings]
         if missing:
-            raise TypeError(f"training needs {', '.join(missing)}: pass them as keywords or "
+            raise TypeError(f"training needs {', '.join(missing)}: pass "
                             "config=TrainConfig(steps=..., batch_size=..., lr=...)")
-        return TrainConfig(**given)
+        config = TrainConfig(**settings)
+    elif settings:
+        _check_config(config)
+        config = dataclasses.replace(config, **settings)
+    every = _checks.optional_positive_int(legacy.get("eval_every"), "eval_every")
+    if every is not None:
+        if eval_at is not None:
+            raise ValueError("pass eval_at or eval_every (its older name), not both")
+        eval_at = every
+    path = legacy.get("checkpoint_path")
+    every = _checks.optional_positive_int(legacy.get("checkpoint_every"), "checkpoint_every")
+    if path is not None:
+        if checkpoint is not None:
+            raise ValueError("pass checkpoint or checkpoint_path (its older form), not both")
+        checkpoint = Checkpoint(path, every)
+    return config, eval_at, checkpoint
+
+
+def _check_config(config) -> TrainConfig:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a labkit.train.TrainConfig, got {type(config).__name__}")
-    return dataclasses.replace(config, **given) if given else config
+    return config
 
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
 
 def train(model: nn.Module, loss_fn, data: torch.Tensor, config: TrainConfig | None = None, *,
-          steps: int = _FROM_CONFIG, batch_size: int = _FROM_CONFIG, lr: float = _FROM_CONFIG,
-          weight_decay: float = _FROM_CONFIG, optimizer: str = _FROM_CONFIG,
-          betas: tuple[float, float] = _FROM_CONFIG, warmup_steps: int = _FROM_CONFIG,
-          grad_clip: float | None = _FROM_CONFIG, ema_decay: float | None = _FROM_CONFIG,
-          generator: torch.Generator | None = None, callbacks=(), eval_at=None,
-          eval_every: int | None = None, checkpoint_path=None, checkpoint_every: int | None = None,
-          progress: bool = True) -> History:
+          callbacks=(), eval_at=None, generator: torch.Generator | None = None,
+          checkpoint: Checkpoint | str | os.PathLike | None = None, progress: bool = True,
+          **legacy) -> History:
     """Train ``model`` on ``data`` as ``config`` (a :class:`TrainConfig`) says and return its
     :class:`History`.
 
-    The settings come from ``config``, or as keywords (``steps``, ``batch_size``, ``lr``,
-    ``weight_decay``, ``optimizer``, ``betas``, ``warmup_steps``, ``grad_clip``,
-    ``ema_decay``: see :class:`TrainConfig` for their meaning and defaults); a keyword given
-    with ``config`` replaces that field. ``train(model, loss_fn, data, steps=..., batch_size=...,
-    lr=...)`` and ``train(model, loss_fn, data, TrainConfig(...))`` are the same run.
-
     ``loss_fn(model, batch, generator=generator) -> (b,)`` per-sample losses (the loop
-    averages them), e.g. ``partial(dsm_noise_loss, t_sampler=LogUniformTime(1e-3, 10))``.
-    ``data``: (n, ...) training set, moved to the model's device and of the dtype of its
-    parameters; batches are drawn without replacement.
+    averages them), e.g. ``partial(dsm_noise_loss, t_sampler=LogUniformTime(1e-3, 10))``
+    (:mod:`labkit.losses`). ``data``: (n, ...) training set, moved to the model's device and
+    of the dtype of its parameters; batches are drawn without replacement.
 
     ``callbacks``: functions ``callback(step, model) -> dict of numbers | None`` run (in eval
     mode, on the EMA model when there is one) on the evaluation schedule ``eval_at``: an int
     period (step 0, every ``eval_at`` steps and the end), or a collection of steps in
-    ``[0, steps]`` (exactly those); without it, at step 0 and at the end. ``eval_every`` is the
-    older name of an int ``eval_at``. Their outputs go to ``history.evals``, which is part of
-    the checkpoint: a resumed run returns the same evaluations as an uninterrupted one. A
-    callback with its own state (the generator it samples with, say) exposes
-    ``state_dict()`` / ``load_state_dict(state)``, and that state is checkpointed with the run.
-    Callbacks should use their own generator, so evaluating does not change the training run.
+    ``[0, steps]`` (exactly those); without it, at step 0 and at the end. Their outputs go to
+    ``history.evals``, which is part of the checkpoint: a resumed run returns the same
+    evaluations as an uninterrupted one. A callback with its own state (the generator it
+    samples with, say) exposes ``state_dict()`` / ``load_state_dict(state)``, and that state is
+    checkpointed with the run. Callbacks should use their own generator, so evaluating does not
+    change the training run.
 
     ``generator`` (on the model's device) drives batches, times and noise: the same seed
-    gives the same weights. ``checkpoint_path``: write model, optimizer, EMA, step, generator
-    and batch state and history there atomically every ``checkpoint_every`` steps (default
-    ``steps // 10``) and at the end; if the file exists the run resumes from it and finishes
-    with exactly the weights of an uninterrupted run, provided it is the same run: a checkpoint
-    written for other data, another model (class, config, shapes), another loss function or
-    time sampler, or another ``steps`` raises a ValueError naming what differs. ``progress``:
-    show a tqdm bar.
+    gives the same weights. ``checkpoint`` (a :class:`Checkpoint`, or its path): write model,
+    optimizer, EMA, step, generator and batch state and history there atomically and at the
+    end; if the file exists the run resumes from it and finishes with exactly the weights of an
+    uninterrupted run, provided it is the same run: a checkpoint written for other data,
+    another model (class, config, shapes), another loss function or time sampler, or another
+    ``steps`` raises a ValueError naming what differs. ``progress``: show a tqdm bar.
+
+    The keywords of labkit 0.2 (the fields of :class:`TrainConfig`, ``eval_every``,
+    ``checkpoint_path``, ``checkpoint_every``) still work, with a ``DeprecationWarning``, until
+    labkit 0.3.
     """
+    config, eval_at, checkpoint = _legacy_arguments("labkit.train.train", config, eval_at,
+                                                    checkpoint, legacy)
+    params = _check_inputs(model, loss_fn, data)
+    cfg = _check_config(config)
+    callbacks = _check_callbacks(callbacks)
+    schedule = _schedule(eval_at, cfg.steps)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        checkpoint = Checkpoint(checkpoint)
+    device = params[0].device
+    generator = _training_generator(generator, device)
+    # Hashing the data costs a pass over it: only runs that checkpoint need the fingerprint.
+    fingerprint = None if checkpoint is None else _fingerprint(model, loss_fn, data, cfg.steps)
+    data = data.to(device)
+    opt = _make_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay, cfg.betas)
+    history = History()
+    if cfg.ema_decay is not None:
+        history.ema = copy.deepcopy(model).requires_grad_(False)
+    batches = _Batches(data.shape[0], cfg.batch_size, generator, device)
+    state = {"model": model, "optimizer": opt, "history": history, "generator": generator,
+             "batches": batches, "callbacks": callbacks, "loss_fn": loss_fn,
+             "config": _checkpoint_config(cfg, data), "fingerprint": fingerprint}
+    step = 0 if checkpoint is None else _resume(checkpoint.path, state, cfg.steps, device)
+    every = None if checkpoint is None else checkpoint.every or max(cfg.steps // 10, 1)
+
+    eval_model = history.ema if history.ema is not None else model
+    if callbacks and step == 0 and schedule(0):
+        _evaluate(callbacks, 0, eval_model, history)
+    model.train()
+    with tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", leave=False) as bar:
+        while step < cfg.steps:
+            value = _step(state, cfg, params, data, step)
+            step += 1
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {step}; lower lr "
+                                         "or set grad_clip")
+            history.loss.append(value)
+            if callbacks and schedule(step):
+                _evaluate(callbacks, step, eval_model, history)
+            if checkpoint is not None and (step % every == 0 or step == cfg.steps):
+                _save(checkpoint.path, state, step)
+            bar.update(1)
+            if step % 50 == 0 or step == cfg.steps:
+                bar.set_postfix(loss=f"{value:.4g}")
+    return history
+
+
+def _step(state: dict, cfg: TrainConfig, params, data: torch.Tensor, step: int) -> float:
+    """One optimizer step (the ``step + 1``-th) on the next batch: warm-up, loss, gradient
+    (clipped), update, EMA. Returns the batch's mean loss."""
+    model, opt, history = state["model"], state["optimizer"], state["history"]
+    if cfg.warmup_steps:
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+    idx = state["batches"].next()
+    batch = data if idx is None else data[idx]
+    losses = state["loss_fn"](model, batch, generator=state["generator"])
+    if not isinstance(losses, torch.Tensor) or losses.shape != (batch.shape[0],):
+        raise ValueError(f"loss_fn must return one loss per sample, shape ({batch.shape[0]},), "
+                         f"got {getattr(losses, 'shape', type(losses).__name__)}")
+    loss = losses.mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    opt.step()
+    if history.ema is not None:
+        _update_ema(history.ema, model, cfg.ema_decay)
+    return loss.item()
+
+
+def _check_inputs(model, loss_fn, data) -> list[nn.Parameter]:
+    """The trainable parameters of ``model``, after checking ``model``, ``loss_fn`` and
+    ``data`` (TypeError or ValueError naming the argument)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -451,118 +527,78 @@ def train(model: nn.Module, loss_fn, data: torch.Tensor, config: TrainConfig | N
                         f"(model.to({data.dtype}))")
     if not torch.isfinite(data).all():
         raise ValueError("data contains NaN or infinite values")
-    cfg = _train_config(config, steps=steps, batch_size=batch_size, lr=lr,
-                        weight_decay=weight_decay, optimizer=optimizer, betas=betas,
-                        warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay)
-    steps, batch_size, lr, optimizer = cfg.steps, cfg.batch_size, cfg.lr, cfg.optimizer
-    weight_decay, betas, warmup_steps = cfg.weight_decay, cfg.betas, cfg.warmup_steps
-    grad_clip, ema_decay = cfg.grad_clip, cfg.ema_decay
-    _checks.generator(generator)
+    return params
+
+
+def _check_callbacks(callbacks) -> tuple:
     callbacks = tuple(callbacks)
     if not all(callable(c) for c in callbacks):
         raise TypeError("callbacks must be a sequence of callables callback(step, model)")
-    eval_every = _checks.optional_positive_int(eval_every, "eval_every")
-    schedule = _schedule(eval_at, eval_every, steps)
-    checkpoint_every = _checks.optional_positive_int(checkpoint_every, "checkpoint_every") \
-        or max(steps // 10, 1)
+    return callbacks
 
-    device = params[0].device
+
+def _training_generator(generator, device) -> torch.Generator:
+    """``generator`` (checked to be on ``device``), or a fresh one seeded from torch's global
+    generator."""
+    _checks.generator(generator)
     if generator is None:
         seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
-        generator = torch.Generator(device=device).manual_seed(seed)
-    elif generator.device.type != device.type:
+        return torch.Generator(device=device).manual_seed(seed)
+    if generator.device.type != device.type:
         raise ValueError(f"generator is on {generator.device} but the model is on {device}; "
                          "create the generator on the model's device")
-    # Hashing the data costs a pass over it: only runs that checkpoint need the fingerprint.
-    fingerprint = None if checkpoint_path is None else _fingerprint(model, loss_fn, data, steps)
-    data = data.to(device)
-    opt = _make_optimizer(optimizer, params, lr, weight_decay, tuple(float(b) for b in betas))
-    history = History()
-    if ema_decay is not None:
-        history.ema = copy.deepcopy(model).requires_grad_(False)
-    batches = _Batches(data.shape[0], batch_size, generator, device)
-    config = {"n": int(data.shape[0]), "batch_size": batch_size, "lr": lr,
-              "weight_decay": float(weight_decay), "optimizer": optimizer,
-              "betas": [float(b) for b in betas], "warmup_steps": warmup_steps,
-              "grad_clip": grad_clip, "ema_decay": ema_decay}
-
-    step = 0
-    path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and path.exists():
-        ckpt = load_checkpoint(path, map_location=device)
-        _check_fingerprint(ckpt, fingerprint, path)
-        if ckpt["config"] != config:
-            raise ValueError(f"checkpoint {str(path)!r} was written with {ckpt['config']}, "
-                             f"not {config}; delete it or pass the same settings")
-        if ckpt["step"] > steps:
-            raise ValueError(f"checkpoint {str(path)!r} is at step {ckpt['step']} > steps={steps}")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if history.ema is not None:
-            history.ema.load_state_dict(ckpt["ema"])
-        generator.set_state(ckpt["generator"])
-        batches.load_state_dict(ckpt["batches"])
-        history.load_state_dict(ckpt["history"])
-        for callback, state in zip(callbacks, ckpt.get("callbacks") or ()):
-            if state is not None:
-                callback.load_state_dict(state)
-        step = int(ckpt["step"])
-
-    def save() -> None:
-        save_atomically({
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "ema": None if history.ema is None else history.ema.state_dict(),
-            "step": step, "generator": generator.get_state(), "batches": batches.state_dict(),
-            "history": history.state_dict(), "config": config, "fingerprint": fingerprint,
-            "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks]},
-            path)
-
-    eval_model = history.ema if history.ema is not None else model
-    if callbacks and step == 0 and schedule(0):
-        _evaluate(callbacks, 0, eval_model, history)
-
-    model.train()
-    with tqdm(total=steps, initial=step, disable=not progress, desc="train", leave=False) as bar:
-        while step < steps:
-            if warmup_steps:
-                for group in opt.param_groups:
-                    group["lr"] = lr * min(1.0, (step + 1) / warmup_steps)
-            idx = batches.next()
-            batch = data if idx is None else data[idx]
-            losses = loss_fn(model, batch, generator=generator)
-            if not isinstance(losses, torch.Tensor) or losses.shape != (batch.shape[0],):
-                raise ValueError(f"loss_fn must return one loss per sample, shape ({batch.shape[0]},), "
-                                 f"got {getattr(losses, 'shape', type(losses).__name__)}")
-            loss = losses.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            if history.ema is not None:
-                _update_ema(history.ema, model, ema_decay)
-            step += 1
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training loss became {value} at step {step}; lower lr "
-                                         "or set grad_clip")
-            history.loss.append(value)
-            if callbacks and schedule(step):
-                _evaluate(callbacks, step, eval_model, history)
-            if path is not None and (step % checkpoint_every == 0 or step == steps):
-                save()
-            bar.update(1)
-            if step % 50 == 0 or step == steps:
-                bar.set_postfix(loss=f"{value:.4g}")
-    return history
+    return generator
 
 
-def _schedule(eval_at, eval_every, steps: int):
+def _checkpoint_config(cfg: TrainConfig, data: torch.Tensor) -> dict:
+    """The settings a checkpoint records and a resumed run must repeat."""
+    return {"n": int(data.shape[0]), "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "weight_decay": float(cfg.weight_decay), "optimizer": cfg.optimizer,
+            "betas": [float(b) for b in cfg.betas], "warmup_steps": cfg.warmup_steps,
+            "grad_clip": cfg.grad_clip, "ema_decay": cfg.ema_decay}
+
+
+def _resume(path: Path, state: dict, steps: int, device) -> int:
+    """Load the run ``state`` from the checkpoint at ``path`` if there is one (after checking
+    that it belongs to this run); the step it reached, 0 without a checkpoint."""
+    if not path.exists():
+        return 0
+    ckpt = load_checkpoint(path, map_location=device)
+    _check_fingerprint(ckpt, state["fingerprint"], path)
+    if ckpt["config"] != state["config"]:
+        raise ValueError(f"checkpoint {str(path)!r} was written with {ckpt['config']}, "
+                         f"not {state['config']}; delete it or pass the same settings")
+    if ckpt["step"] > steps:
+        raise ValueError(f"checkpoint {str(path)!r} is at step {ckpt['step']} > steps={steps}")
+    history = state["history"]
+    state["model"].load_state_dict(ckpt["model"])
+    state["optimizer"].load_state_dict(ckpt["optimizer"])
+    if history.ema is not None:
+        history.ema.load_state_dict(ckpt["ema"])
+    state["generator"].set_state(ckpt["generator"])
+    state["batches"].load_state_dict(ckpt["batches"])
+    history.load_state_dict(ckpt["history"])
+    for callback, saved in zip(state["callbacks"], ckpt.get("callbacks") or ()):
+        if saved is not None:
+            callback.load_state_dict(saved)
+    return int(ckpt["step"])
+
+
+def _save(path: Path, state: dict, step: int) -> None:
+    """Write the run ``state`` at ``step`` to ``path`` atomically."""
+    history = state["history"]
+    save_atomically({
+        "model": state["model"].state_dict(), "optimizer": state["optimizer"].state_dict(),
+        "ema": None if history.ema is None else history.ema.state_dict(),
+        "step": step, "generator": state["generator"].get_state(),
+        "batches": state["batches"].state_dict(), "history": history.state_dict(),
+        "config": state["config"], "fingerprint": state["fingerprint"],
+        "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None
+                      for c in state["callbacks"]]}, path)
+
+
+def _schedule(eval_at, steps: int):
     """``at(step) -> bool``: whether the callbacks run at ``step`` (see :func:`train`)."""
-    if eval_at is not None and eval_every is not None:
-        raise ValueError("pass eval_at or eval_every (its older name), not both")
-    if eval_at is None:
-        eval_at = eval_every
     if eval_at is None:
         return lambda step: step in (0, steps)
     if isinstance(eval_at, bool):
@@ -580,3 +616,8 @@ def _schedule(eval_at, eval_every, steps: int):
         raise ValueError(f"eval_at must hold integer steps in [0, steps={steps}], got {bad[:5]}")
     wanted = frozenset(wanted)
     return wanted.__contains__
+
+
+# The time samplers and the noise-prediction loss live in labkit.losses (the loss functions).
+__getattr__ = _moved(__name__, {name: f"labkit.losses.{name}" for name in (
+    "UniformTime", "LogUniformTime", "dsm_noise_loss")}, remove_in="0.3")

@@ -53,7 +53,7 @@ from ipywidgets.widgets.widget_description import DescriptionWidget
 from matplotlib.figure import Figure
 
 __all__ = ["MAX_FRAMES", "SLIDER_NAMES_JS", "Explorer", "Frame", "Live", "alt_text",
-           "explorer", "figure_png", "live", "log_values"]
+           "explorer", "figure_png", "live", "log_values", "closed_form_denoisers_figure"]
 
 # About 30 frames of a 6x4 in figure at 90 dpi, as palette PNGs, is ~0.5-1 MB of notebook.
 MAX_FRAMES = 36
@@ -454,3 +454,36 @@ def live(render: Callable[..., Figure], *, dpi: float = 90, colors: int | None =
 
 
 live.log = log_values
+
+
+def closed_form_denoisers_figure(t: float = 0.2, patch_size: int = 5, n: int = 32,
+                                 num: int = 4) -> Figure:
+    """A pure render (for :func:`explorer`): ``num`` held-out digits noised to OU time ``t``,
+    and what the empirical, Gaussian (Wiener) and local patch denoisers (``patch_size``) of
+    ``n`` training digits make of them (:mod:`labkit.denoisers`). Notebook 04."""
+    import torch
+
+    from .denoisers import fit_gaussian, gaussian_denoiser, local_denoiser
+    from .images import load_digits
+    from .process import diffuse
+    from .scores import empirical_denoiser
+
+    data = load_digits(n, generator=torch.Generator().manual_seed(0))
+    clean = data.held_out[:num].double()
+    train = data.train.double()
+    x, _ = diffuse(clean, t, generator=torch.Generator().manual_seed(1))
+    mean, cov = fit_gaussian(train.flatten(1))
+    rows = {"clean": clean, f"noisy (t = {t:g})": x,
+            "empirical": empirical_denoiser(x.flatten(1), t, train.flatten(1)),
+            "Gaussian": gaussian_denoiser(x.flatten(1), t, mean, cov),
+            f"local {patch_size}x{patch_size}": local_denoiser(x, t, train, patch_size)}
+    fig = Figure(figsize=(1.1 * num + 1.4, 1.15 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), num, squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(num):
+            ax = axes[r, c]
+            ax.imshow(images[c].reshape(8, 8).numpy(), cmap="gray_r", vmin=-1, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.suptitle(f"Closed-form denoisers of {n} digits at t = {t:g}")
+    return fig

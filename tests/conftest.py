@@ -160,3 +160,56 @@ def dask_cluster():
         with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                       host="127.0.0.1", dashboard_address=None) as cluster:
             yield cluster
+
+
+# ---------------------------------------------------------------------------------------------
+# How `make test` shares the tests between its two workers (`pytest -n 2 --dist loadfile
+# --no-loadscope-reorder`): xdist hands each scope to one worker, whole. A scope is a file (so a
+# notebook's nbval cells share one kernel, and a file's module fixtures are set up once), except
+# for the slow tests named in OWN_SCOPE: each of their cases is a scope of its own, so both
+# workers share them. The scopes in SLOW_FIRST are handed out first, the longest first (xdist
+# would otherwise order them by their number of tests), so that no worker starts a long scope
+# while the other has nothing left to do. (``--dist loadgroup`` with xdist_group marks would say
+# the same, but pytest-xdist 3.8 cannot append the group to a test's id under pytest 9, so it
+# schedules every test alone, nbval's cells included.)
+
+EXERCISES = "tests/test_exercises.py::"
+OWN_SCOPE = {EXERCISES + name for name in (
+    "test_grading_scores_blanks_and_mistakes_zero_and_solutions_full",
+    "test_two_student_ids_get_different_answers_each_graded_full_marks",
+    "test_a_folder_of_submissions_grades_into_one_table",
+    "test_student_book_holds_no_solution_and_serves_student_notebooks")}
+GRADING = EXERCISES + "test_grading_scores_blanks_and_mistakes_zero_and_solutions_full"
+VARIANTS = EXERCISES + "test_two_student_ids_get_different_answers_each_graded_full_marks"
+SLOW_FIRST = ("tests/test_autograder.py", f"{GRADING}[03_pruning_mitigation]",
+              f"{GRADING}[02_approximation_separation]", f"{GRADING}[01_estimation_separation]",
+              f"{VARIANTS}[00_primer]", f"{VARIANTS}[02_approximation_separation]",
+              EXERCISES + "test_student_book_holds_no_solution_and_serves_student_notebooks",
+              f"{GRADING}[00_primer]",
+              EXERCISES + "test_a_folder_of_submissions_grades_into_one_table",
+              "tests/test_book.py", "tests/test_jupyterlab.py")
+
+
+def test_scope(nodeid: str) -> str:
+    """The scope of a test's id: the test itself for those in OWN_SCOPE, else its file."""
+    return nodeid if nodeid.split("[")[0] in OWN_SCOPE else nodeid.split("::")[0]
+
+
+test_scope.__test__ = False  # not a test
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class SlowTestsApart(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_scope(nodeid)
+
+    return SlowTestsApart(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {scope: i for i, scope in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(test_scope(item.nodeid), len(rank)))  # stable

@@ -1,10 +1,12 @@
 """An autograder zip grades wherever otter grades (slow: a fresh venv, torch included).
 
 For notebooks 00 and 02, the zip that ``make exercises`` builds is unpacked and a venv is made
-from nothing but what it declares: ``python -m venv`` (no system site packages), then ``pip
-install -r requirements.txt`` inside the unpacked zip (otter-grader, torch's CPU wheel and the
-labkit wheel in ``files/``; pip's configured indexes and local wheels serve them, nothing comes
-from the checkout). That venv's ``otter run`` then grades, in a scratch folder with its own
+from nothing but what it declares: ``python -m venv`` (no system site packages), then its
+``requirements.txt`` (otter-grader, torch's CPU wheel and the labkit wheel in ``files/``;
+nothing comes from the checkout). Where uv is installed (beside this Python, as ``make venv``
+puts it, or on PATH), pip installs the torch line with its index (pip's configured indexes and
+local wheels serve it; uv reads neither) and uv the other lines, several times faster; elsewhere
+pip installs the whole file. Both installers use the caller's download caches. That venv's ``otter run`` then grades, in a scratch folder with its own
 HOME and TMPDIR, an environment that names no path of the checkout (its venv is off PATH) and
 at the fast size: the instructor notebook scores full marks, the blank student notebook zero,
 with no import error. A cell added to each graded copy records where the kernel's labkit
@@ -12,7 +14,8 @@ lives and where it writes: in the venv and in otter's folder under the scratch f
 installed labkit does not know the checkout (``repo_root()`` is None), so nothing is written
 into it.
 
-The venv is built once per test session (minutes, with pip's local wheels). Where a host
+The venv is built once per test session and shared by both notebooks' tests (the file is one
+xdist scope). Where a host
 that the requirements name cannot be reached (torch's CPU index, on an offline machine), pip is
 told not to retry it (``PIP_RETRIES=0``): it would otherwise wait on it for every package.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -41,12 +45,12 @@ STEMS = ("00_primer", "02_approximation_separation")
 # where it reads and writes (MARK is the scratch file it appends to).
 PROBE = """\
 import json, sys
-import labkit, labkit.plotting, labkit.results
+import labkit, labkit.store, labkit.results
 with open({mark!r}, "a") as f:
     f.write(json.dumps({{"prefix": sys.prefix, "labkit": labkit.__file__,
-                        "checkout": str(labkit.plotting.repo_root()),
-                        "figures": str(labkit.plotting.figures_dir()),
-                        "cache": str(labkit.plotting.cache_dir()),
+                        "checkout": str(labkit.store.repo_root()),
+                        "figures": str(labkit.store.figures_dir()),
+                        "cache": str(labkit.store.cache_dir()),
                         "results": str(labkit.results.RESULTS_DIR), "cwd": __import__("os").getcwd()}}) + "\\n")
 """
 
@@ -65,6 +69,44 @@ def _clean_env(scratch: Path, venv_dir: Path) -> dict:
     return env
 
 
+def _uv() -> str | None:
+    """uv beside this Python (``make venv`` installs it there) or on PATH, else None."""
+    beside = Path(sys.executable).with_name("uv")
+    return str(beside) if beside.is_file() else shutil.which("uv")
+
+
+def _caches(uv: str | None) -> dict:
+    """The caller's pip and uv download caches (the clean environment has its own HOME)."""
+    caches = {}
+    for key, command in (("PIP_CACHE_DIR", [sys.executable, "-m", "pip", "cache", "dir"]),
+                         ("UV_CACHE_DIR", [uv, "cache", "dir"] if uv else None)):
+        done = command and subprocess.run(command, capture_output=True, text=True)
+        if done and done.returncode == 0 and done.stdout.strip():
+            caches[key] = done.stdout.strip().splitlines()[-1]
+    return caches
+
+
+def install_requirements(source: Path, venv_dir: Path, env: dict, uv: str | None) -> None:
+    """A venv at ``venv_dir`` holding what ``source/requirements.txt`` declares: torch (and the
+    index line before it) by the venv's pip, the other lines by uv; everything by pip without uv."""
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(venv_dir)
+    lines = [line.strip() for line in (source / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    torch_lines = [line for line in lines if line.startswith(("--", "torch=="))]
+    steps = [[str(venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
+              "-r", "requirements.txt"]]
+    if uv and any(line.startswith("torch==") for line in torch_lines):
+        (source / "torch.txt").write_text("\n".join(torch_lines) + "\n")
+        (source / "rest.txt").write_text("\n".join(x for x in lines if x not in torch_lines) + "\n")
+        steps = [[*steps[0][:-1], "torch.txt"],
+                 [uv, "pip", "install", "--quiet", "--python", str(venv_dir / "bin" / "python"),
+                  "-r", "rest.txt"]]
+    for step in steps:
+        done = subprocess.run(step, cwd=source, env=dict(env, PIP_RETRIES="0"),
+                              capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, (step, done.stdout[-3000:] + done.stderr[-3000:])
+
+
 @pytest.fixture(scope="session")
 def grading(tmp_path_factory):
     """(the built editions of 00 and 02, the venv's directory, a scratch root)."""
@@ -75,12 +117,9 @@ def grading(tmp_path_factory):
     with zipfile.ZipFile(editions[STEMS[0]]["zip"]) as zf:
         zf.extractall(source)
     venv_dir = scratch / "venv"
-    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(venv_dir)
+    uv = _uv()
     env = _clean_env(scratch, venv_dir)
-    done = subprocess.run([str(venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                           "-r", "requirements.txt"], cwd=source, env=dict(env, PIP_RETRIES="0"),
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    install_requirements(source, venv_dir, dict(env, **_caches(uv)), uv)
     return editions, venv_dir, scratch
 
 

@@ -145,9 +145,8 @@ def test_paper_scale_page_names_real_options():
     assert not unknown, f"options on docs/paper-scale.md that the commands do not take: {unknown}"
 
 
-# labkit/exercises.py keeps the course tooling's old name working in a checkout (it imports the
-# checkout's course/ package); it is not library API, and the course guide documents it.
-NOT_LIBRARY = {"exercises"}
+# Modules of labkit/ that are not library API (none: the course tooling lives in course/).
+NOT_LIBRARY: set[str] = set()
 
 
 def labkit_modules() -> list[str]:

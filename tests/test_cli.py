@@ -170,3 +170,85 @@ def test_labkit_help_version_and_an_unknown_command(capsys):
     assert "unknown command 'bogus'" in capsys.readouterr().err
     assert main(["results", "list", "--names"]) == 0
     assert capsys.readouterr().out.split() == list(experiments.EXPERIMENTS)
+
+
+# ------------------------------------------------------------ a researcher's module, bad inputs
+
+SLOW_MODULE = '''
+"""Rows that take a moment each, to interrupt."""
+import time
+
+from labkit.experiments import Experiment
+
+
+def slow(k: int) -> dict:
+    time.sleep(0.4)
+    return {"k2": k * k}
+
+
+slow_set = Experiment(point_fn="slow_rows:slow", grids=({"k": list(range(12))},), purpose="slow",
+                      prefix_key=None)
+'''
+
+
+def _labkit(*args, cwd, **kwargs):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LABKIT_CACHE": str(cwd / ".cache"), "PYTHONPATH": ""}
+    return subprocess.Popen([sys.executable, "-c", "import sys; from labkit.cli import main; "
+                             "sys.exit(main())", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _done(*args, cwd):
+    proc = _labkit(*args, cwd=cwd)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def test_a_module_that_raises_on_import_gets_one_paragraph_not_a_traceback(tmp_path):
+    (tmp_path / "broken.py").write_text("import math\nRADIUS = 1 / 0\n")
+    rc, _, err = _done("results", "run", "broken:grid", "--out", "r.json", cwd=tmp_path)
+    assert rc == 2 and "Traceback" not in err
+    assert "importing broken (for broken:grid) raised ZeroDivisionError: division by zero" in err
+    assert "broken.py, line 2" in err and len(err.strip().splitlines()) <= 3  # usage + error
+    (tmp_path / "r.json").write_text(json.dumps(
+        {"name": "broken:grid", "point_fn": "broken:curve", "provenance": {}, "rows": []}))
+    rc, _, err = _done("verify", "r.json", cwd=tmp_path)
+    assert rc == 2 and "Traceback" not in err and err.startswith("labkit verify: error: importing")
+    assert not (tmp_path / "missing.py").exists()
+    rc, _, err = _done("results", "run", "missing:grid", "--out", "r.json", cwd=tmp_path)
+    assert rc == 2 and "cannot be found" in err and "Traceback" not in err  # absent, not broken
+
+
+def test_ctrl_c_prints_one_line_and_the_rerun_resumes(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "slow_rows.py").write_text(SLOW_MODULE)
+    out = tmp_path / "results" / "slow.json"
+    proc = _labkit("results", "run", "slow_rows:slow_set", "--out", "results/slow.json", "--quiet",
+                   cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and json.loads(out.read_text())["rows"]):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "labkit results: interrupted; the rows finished so far are saved in the result file; "
+        "rerun `labkit results run slow_rows:slow_set --out results/slow.json --quiet` to resume "
+        "from them"]
+    kept = len(json.loads(out.read_text())["rows"])
+    assert 1 <= kept < 12
+    rc, stdout, err = _done("results", "run", "slow_rows:slow_set", "--out", "results/slow.json",
+                            "--quiet", cwd=tmp_path)
+    assert rc == 0 and f"{kept} in results/slow.json, computing {12 - kept}" in stdout, err
+    # verify finds the module from another folder (the file's project folder goes on the path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rc, stdout, err = _done("verify", str(out), "--rows", "2", cwd=elsewhere)
+    assert rc == 0 and "verified" in stdout, err

@@ -10,6 +10,7 @@ from labkit.dit import (PRESETS, DDPMTime, DiT, DiTConfig, ddpm_time, load_dit, 
                         save_dit, train_dit, unpatchify)
 from labkit.nets import ScoreMLP
 from labkit.process import score_from_noise
+from labkit.train import TrainConfig
 
 
 def _gen(seed=0):
@@ -166,8 +167,8 @@ def test_train_dit_is_deterministic_and_resumes(tmp_path):
 
     def run(path=None, steps=6, callbacks=()):
         model = DiT(PRESETS["tiny"], generator=_gen(0))
-        train_dit(model, images, steps=steps, batch_size=4, lr=1e-3, generator=_gen(1), checkpoint_path=path,
-                  callbacks=callbacks, eval_every=1, progress=False)
+        train_dit(model, images, TrainConfig(steps=steps, batch_size=4, lr=1e-3), generator=_gen(1),
+                  checkpoint=path, callbacks=callbacks, eval_at=1, progress=False)
         return model
 
     def crash_after_step_3(step, model):
@@ -184,13 +185,14 @@ def test_train_dit_is_deterministic_and_resumes(tmp_path):
     for pa, pr in zip(a.parameters(), resumed.parameters()):
         torch.testing.assert_close(pa, pr)
     with pytest.raises(ValueError, match="images must have shape"):
-        train_dit(a, torch.rand(4, 1, 8, 8), steps=1)
+        train_dit(a, torch.rand(4, 1, 8, 8), TrainConfig.preset("dit", steps=1))
 
 
 def test_training_lowers_the_loss():
     images = torch.rand(16, 1, 4, 4, generator=_gen(5)) * 2 - 1
     model = DiT(PRESETS["tiny"], generator=_gen(0))
-    history = train_dit(model, images, steps=150, batch_size=16, lr=3e-3, generator=_gen(1), progress=False)
+    history = train_dit(model, images, TrainConfig(steps=150, batch_size=16, lr=3e-3), generator=_gen(1),
+                        progress=False)
     assert np.mean(history.loss[-20:]) < 0.8 * np.mean(history.loss[:20])
 
 

@@ -48,7 +48,6 @@ from course.runtime import RUNTIME_MARK, format_runtime, runtime_line, stamp_run
 NOTEBOOKS = assignment_notebooks(ROOT / "notebooks")
 CHECK = re.compile(r'^grader\.check\("(\w+)"\)', re.M)
 SOLUTION_TAG = "otter_assign_solution_cell"
-OTTER = str(Path(sys.executable).with_name("otter"))
 
 # One wrong answer per autograded question: the source that replaces its solution cell. Each is
 # a mistake a student could make with the right form, not a blank (the student edition tests
@@ -102,7 +101,7 @@ PLANTED = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: the file's xdist groups interleave on a worker
 def editions(tmp_path_factory):
     if not NOTEBOOKS:
         pytest.skip("no notebook carries exercises")
@@ -220,31 +219,50 @@ def planted(nb):
     return out
 
 
-def grade(nb, zip_path, folder: Path, name: str) -> dict:
-    """``otter run`` on ``nb`` saved as ``folder/name``: otter's results.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / name)
-    env = dict(os.environ, LABKIT_FAST="1", LABKIT_CACHE=str(folder.parent / "cache"),
-               LABKIT_FIGURES=str(folder / "figures"), LABKIT_RESULTS=str(ROOT / "results"))
-    done = subprocess.run([OTTER, "run", "--no-logo", "-a", str(zip_path), "-o", str(folder),
-                           str(folder / name)], env=env, cwd=folder, capture_output=True, text=True,
-                          timeout=1200)
+# One Python process grades a notebook's variants one after the other with otter's own
+# ``otter run`` (``otter.run.main``), each in its folder with its own environment and kernel:
+# otter's start-up (seconds) is paid once per notebook, not once per variant.
+OTTER_BATCH = """\
+import json, os, sys
+from otter.run import main
+for job in json.load(open(sys.argv[1])):
+    os.environ.update(job["env"])
+    os.chdir(job["folder"])
+    main(job["submission"], autograder=job["zip"], output_dir=job["folder"], no_logo=True)
+"""
+
+
+def grade_all(runs: dict, zip_path, root: Path, name: str) -> dict:
+    """``otter run`` on each notebook of ``runs`` ({kind: nb}) saved as ``root/kind/name``, all
+    in one process: ``{kind: otter's results.json}``."""
+    jobs = []
+    for kind, nb in runs.items():
+        folder = root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / name)
+        jobs.append({"folder": str(folder), "submission": str(folder / name), "zip": str(zip_path),
+                     "env": {"LABKIT_FAST": "1", "LABKIT_CACHE": str(root / "cache"),
+                             "LABKIT_FIGURES": str(folder / "figures"),
+                             "LABKIT_RESULTS": str(ROOT / "results")}})
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    done = subprocess.run([sys.executable, "-c", OTTER_BATCH, str(root / "jobs.json")],
+                          cwd=root, capture_output=True, text=True, timeout=600 * len(jobs))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return json.loads((folder / "results.json").read_text())
+    return {kind: json.loads((root / kind / "results.json").read_text()) for kind in runs}
 
 
 def by_question(results) -> dict:
     return {t["name"]: t for t in results["tests"] if t.get("max_score") is not None}
 
 
+# Each notebook's grading is a scope of its own for `make test`'s two workers (tests/conftest.py).
 @pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
 def test_grading_scores_blanks_and_mistakes_zero_and_solutions_full(stem, editions, tmp_path):
     paths = editions[stem]
     solved = exercise_part(read(paths["autograder"]))
     runs = {"blank": exercise_part(read(paths["student"])), "planted": planted(solved),
             "solved": solved}
-    results = {kind: grade(nb, paths["zip"], tmp_path / kind, paths["student"].name)
-               for kind, nb in runs.items()}
+    results = grade_all(runs, paths["zip"], tmp_path, paths["student"].name)
     for kind in ("blank", "planted"):
         for name, test in by_question(results[kind]).items():
             assert test["score"] == 0, f"{stem} {kind}: {name} scored {test['score']}"
@@ -320,11 +338,10 @@ def test_format_runtime():
     assert format_runtime(161.0) == "about 2.5 minutes"
 
 
-def test_the_old_module_name_still_works():
-    import labkit.exercises
-
-    assert labkit.exercises.stamp_runtime is stamp_runtime
-    assert labkit.exercises.build_student_edition is build_student_edition
+def test_the_library_imports_no_course_tooling():
+    # The course tooling lives in the checkout's course/ package only (python -m course); the
+    # import contract of pyproject.toml (tests/test_layers.py) forbids labkit to import it.
+    assert not (ROOT / "labkit" / "exercises.py").exists()
     library = subprocess.run([sys.executable, "-c", "import sys, labkit, labkit.experiments, "
                               "labkit.results; print('otter' in sys.modules, 'course' in sys.modules)"],
                              capture_output=True, text=True, cwd=ROOT / "tests", check=True)
@@ -443,3 +460,87 @@ def test_a_folder_of_submissions_grades_into_one_table(editions, tmp_path, monke
     assert sum(1 for _ in csv.reader((tmp_path / "grades" / "written.csv").open())) == 1 + 2 * 3
     with pytest.raises(ValueError, match="submissions"):
         grade_folder(paths["zip"], tmp_path / "missing", tmp_path / "grades")
+
+
+# --- per-student variants -------------------------------------------------------------------
+
+# Two student ids and, per notebook, the answers that their variants must set apart and the
+# questions whose hidden checks must refuse one student's answers under the other's id.
+VARIANT_IDS = ("s1001", "s1002")
+VARIED_ANSWERS = {"00_primer": ("copies_ratio", "null_ratio", "noise_at_t0"),
+                  "02_approximation_separation": ("effective_n",)}
+VARIED_QUESTIONS = {"00_primer": ("ex00_threshold", "ex00_stopping_time"),
+                    "02_approximation_separation": ("ex02_duplication",)}
+
+
+def with_student_id(nb, student_id: str):
+    """A copy of ``nb`` whose student-id cell states ``student_id``."""
+    out = nbformat.from_dict(nb)
+    cell = next(c for c in out.cells if "student-id" in c.metadata.get("tags", []))
+    cell.source, found = re.subn(r"^STUDENT_ID\s*=.*$", f"STUDENT_ID = {student_id!r}",
+                                 cell.source, count=1, flags=re.M)
+    assert found == 1, cell.source
+    return out
+
+
+def answers_of(nb, names, folder: Path) -> dict[str, str]:
+    """Run the code of ``nb`` (otter's cells left out) in a kernel: ``{name: repr(value)}``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cells = [nbformat.from_dict(c) for c in nb.cells
+             if c.cell_type == "code" and "grader." not in c.source and "otter." not in c.source]
+    cells.append(nbformat.v4.new_code_cell(
+        f"import json\nprint(json.dumps({{n: repr(globals()[n]) for n in {list(names)!r}}}))"))
+    run = nbformat.v4.new_notebook(cells=cells)
+    for i, cell in enumerate(run.cells):
+        cell.id = f"cell-{i}"
+    NotebookClient(run, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return json.loads(run.cells[-1].outputs[-1]["text"])
+
+
+def test_the_student_edition_asks_for_the_student_id(editions):
+    from course.editions import BLANK_ID, variant_seed
+
+    for stem in VARIED_ANSWERS:
+        student = read(editions[stem]["student"])
+        cells = [c for c in student.cells if "student-id" in c.metadata.get("tags", [])]
+        assert len(cells) == 1 and BLANK_ID in cells[0].source, stem
+        instructor = read(ROOT / "notebooks" / f"{stem}.ipynb")
+        given = next(c for c in instructor.cells if "student-id" in c.metadata.get("tags", []))
+        namespace = {}
+        exec(given.source.replace("print(", "str("), namespace)  # the notebook's own seed
+        assert namespace["VARIANT"] == variant_seed(namespace["STUDENT_ID"])
+        with pytest.raises(ValueError, match="STUDENT_ID"):
+            namespace["variant_seed"]("  ")
+    with pytest.raises(ValueError, match="student_id"):
+        variant_seed("")
+    assert variant_seed(VARIANT_IDS[0]) != variant_seed(VARIANT_IDS[1])
+
+
+@pytest.mark.parametrize("stem", [pytest.param(s, marks=pytest.mark.xdist_group(f"variants-{s}"))
+                                  for s in VARIED_ANSWERS])
+def test_two_student_ids_get_different_answers_each_graded_full_marks(stem, editions, tmp_path,
+                                                                      monkeypatch):
+    # Each id's solved notebook measures other values and scores full marks; the first id's
+    # answers handed in under the second id score less than full on the varied questions.
+    monkeypatch.setenv("LABKIT_FAST", "1")
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    paths = editions[stem]
+    solved = exercise_part(read(paths["autograder"]))
+    first, second = VARIANT_IDS
+    runs = {sid: with_student_id(solved, sid) for sid in VARIANT_IDS}
+    answers = {sid: answers_of(nb, VARIED_ANSWERS[stem], tmp_path / "kernel" / sid)
+               for sid, nb in runs.items()}
+    same = [n for n in VARIED_ANSWERS[stem] if answers[first][n] == answers[second][n]]
+    assert not same, f"{stem}: {same} are the same for {first} and {second}: {answers}"
+    copied = nbformat.from_dict(runs[second])
+    copied.cells.append(nbformat.v4.new_code_cell(
+        "\n".join(f"{n} = {value}" for n, value in answers[first].items())))
+    results = grade_all({**runs, "copied": copied}, paths["zip"], tmp_path / "graded",
+                        paths["student"].name)
+    for sid in VARIANT_IDS:
+        for name, test in by_question(results[sid]).items():
+            assert test["score"] == test["max_score"] > 0, f"{stem} {sid}: {name}\n{test['output']}"
+    graded = by_question(results["copied"])
+    for name in VARIED_QUESTIONS[stem]:
+        assert graded[name]["score"] < graded[name]["max_score"], f"{stem}: {name} took a copy"

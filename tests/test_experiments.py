@@ -54,7 +54,10 @@ def test_training_times_apply_the_declared_rules():
     assert experiments.training_times({**row, "memorization": [0.0] * 4})["tau_mem"] is None
 
 
+@pytest.mark.filterwarnings("ignore:labkit.experiments.stats.power_law is deprecated")
 def test_power_law_recovers_a_known_slope_and_needs_enough_points():
+    with pytest.warns(DeprecationWarning, match=r"use labkit\.experiments\.censored_power_law.*0\.3"):
+        experiments.power_law([16, 32, 64], [1.0, 2.0, 4.0])
     ns = [16, 16, 32, 32, 64, 64, 128, 128]
     rng = np.random.default_rng(0)
     taus = [5.0 * n**1.0 * math.exp(rng.normal(0, 0.05)) for n in ns]
@@ -65,8 +68,11 @@ def test_power_law_recovers_a_known_slope_and_needs_enough_points():
         experiments.power_law([16, 32], [1.0, 2.0])
 
 
+@pytest.mark.filterwarnings("ignore:labkit.experiments.stats.regime is deprecated")
 def test_regime_labels():
     base = {"reference_log_likelihood": -3.0, "null_memorization": 0.1}
+    with pytest.warns(DeprecationWarning, match=r"use labkit\.experiments\.label.*0\.3"):
+        experiments.regime({**base, "log_likelihood": [-5.0], "memorization": [0.0]})
     assert experiments.regime({**base, "log_likelihood": [-5.0], "memorization": [0.0]}) == "failing"
     assert experiments.regime({**base, "log_likelihood": [-3.2], "memorization": [0.15]}) == "generalizing"
     assert experiments.regime({**base, "log_likelihood": [-3.2], "memorization": [0.5]}) == "memorizing"
@@ -285,14 +291,127 @@ def test_training_time_study_in_one_call():
         assert set(row) >= {"steps", "memorization", "log_likelihood", "tau_mem", "tau_gen"}
         times = experiments.training_times(row)  # the declared rules, read the same way
         assert (row["tau_mem"], row["tau_gen"]) == (times["tau_mem"], times["tau_gen"])
-    bare = experiments.training_time_study(cloud.points, seeds=[0], **TINY)
-    assert bare[0]["tau_mem"] is None and bare[0]["tau_gen"] is None  # no fresh draws, no density
+    with pytest.warns(UserWarning, match="no sampler of fresh draws.*null_memorization=RATE"):
+        bare = experiments.training_time_study(cloud.points, seeds=[0], **TINY)
+    assert bare[0]["null_source"] is None and bare[0]["tau_mem"] is None and bare[0]["tau_gen"] is None  # no fresh draws, no density
     named = experiments.training_time_study("moons", n=8, seeds=[0], **TINY)
     assert "null_memorization" in named[0] and named[0]["tau_gen"] is None
     with pytest.raises(ValueError, match="pass n"):
         experiments.training_time_study("moons", seeds=[0], **TINY)
     with pytest.raises(ValueError, match="seeds"):
         experiments.training_time_study(cloud, seeds=3, **TINY)
+
+
+# a run that memorizes a few 5-D points within 320 steps, so the law has uncensored times
+LAW = dict(width=64, depth=2, batch_size=32, num_samples=32, sample_steps=10, first_eval=20,
+           steps=320, lr=1e-2)
+
+
+def test_a_csv_point_cloud_without_a_sampler_runs_the_study_and_the_censored_fit(tmp_path):
+    from labkit.data import PointCloud
+
+    path = tmp_path / "points.csv"
+    np.savetxt(path, np.random.default_rng(0).normal(size=(40, 5)), delimiter=",")
+    cloud = PointCloud(np.loadtxt(path, delimiter=","), name="points.csv")
+    study = experiments.training_time_study(cloud, holdout=8, ns=[2, 4, 8], seeds=[0, 1], **LAW)
+    assert len(study) == 6 and study.unique("n") == [2, 4, 8]
+    for row in study:  # the whole config, and where the null rate came from
+        assert (row["data"], row["dim"], row["n_held_out"]) == ("points.csv", 5, 8)
+        assert row["null_source"] == "held-out split" and row["steps"][-1] == 320
+        assert row["depth"] == 2 and row["lr"] == 1e-2 and "mixture" not in row
+        assert row["tau_mem"] == experiments.training_times(row, times="tau_mem")["tau_mem"]
+    law = experiments.time_law(study)  # the censored fit, straight from the rows
+    assert law["runs"] == 6 and law["time"] == "tau_mem" and len(law["observations"]) == 6
+    assert law["interval"][0] < law["slope"] < law["interval"][1]
+    given = experiments.training_time_study(cloud, null_memorization=0.05, ns=[2], seeds=[0], **LAW)
+    assert given[0]["null_memorization"] == 0.05 and given[0]["null_source"] == "given"
+    # the memorization time alone needs no log-density
+    assert set(experiments.training_times(given[0], times=["tau_mem"])) == {"tau_mem"}
+    with pytest.raises(ValueError, match="needs column 'log_likelihood'.*log_prob="):
+        experiments.training_times(given[0])
+    with pytest.raises(ValueError, match="time_observations .tau_gen. needs column 'log_likelihood'"):
+        experiments.time_observations(study, "tau_gen")
+    with pytest.raises(ValueError, match="not both"):
+        experiments.training_time_study(cloud, null_memorization=0.1, holdout=4, seeds=[0], **LAW)
+    for bad in (0.0, 1.0, 40, "a"):
+        with pytest.raises(ValueError, match="holdout"):
+            experiments.training_time_study(cloud, holdout=bad, seeds=[0], **LAW)
+    with pytest.raises(ValueError, match="null_memorization must be a rate"):
+        experiments.training_time_study(cloud, null_memorization=1.5, seeds=[0], **LAW)
+    with pytest.raises(ValueError, match="more than the 32 training points .*held-out split"):
+        experiments.training_time_study(cloud, holdout=8, ns=[64], seeds=[0], **LAW)
+
+
+def test_the_readers_name_the_column_a_row_lacks_and_how_to_get_it():
+    row = {"steps": [0, 100, 200], "memorization": [0.0, 0.05, 0.5], "seed": 0}
+    with pytest.raises(ValueError, match="time_observations .tau_mem. needs column 'n'"):
+        experiments.time_observations([row])
+    with pytest.raises(ValueError, match="'null_memorization'.*sampler of fresh draws.*holdout="):
+        experiments.time_observations([{**row, "n": 8}])
+    assert experiments.time_observations([{**row, "n": 8, "null_memorization": 0.0}]) == [
+        {"x": 8, "seed": 0, "lower": 100, "upper": 200}]
+    with pytest.raises(ValueError, match="window_rows needs column 'n'"):
+        experiments.window_rows([row])
+    with pytest.raises(ValueError, match="label needs column 'null_memorization'"):
+        experiments.label(row)
+    table = experiments.time_table([{**row, "n": 8, "null_memorization": 0.0}], times="tau_mem")
+    assert set(table[8]) == {"tau_mem", "seeds"}
+    with pytest.raises(ValueError, match="times must name some of"):
+        experiments.training_times(row, times=["tau_x"])
+    censored = [{**row, "n": n, "seed": s, "null_memorization": 0.9} for n in (4, 8) for s in (0, 1)]
+    with pytest.raises(ValueError, match="none of the 4 runs reached the mark"):
+        experiments.time_law(censored)
+    twice = [{"seed": 0, "w": 1, "v": 1.0}, {"seed": 0, "w": 1, "v": 2.0}, {"seed": 0, "w": 2, "v": 0.0}]
+    with pytest.raises(ValueError, match="several rows match .'w': 1. at seed 0"):
+        experiments.paired_difference(twice, "v", {"w": 1}, {"w": 2})
+
+
+def _spiral(k: int = 12):
+    from labkit.data import GaussianMixture
+
+    theta = torch.linspace(0.5, 3 * math.pi, k)
+    return GaussianMixture(torch.stack([theta.cos(), theta.sin()], 1) * theta[:, None] / 3, cov=0.01)
+
+
+def test_a_spiral_toys_study_and_law_are_one_call_each():
+    from labkit.data import PointCloud
+
+    cloud = PointCloud.from_law(_spiral(), 8, generator=torch.Generator().manual_seed(0),
+                                name="spiral")
+    study = experiments.training_time_study(cloud, ns=[2, 4, 8], seeds=[0, 1],
+                                            **{**LAW, "num_samples": 64})
+    assert {r["null_source"] for r in study} == {"sampler"}
+    assert all("reference_log_likelihood" in r and len(r["log_likelihood"]) == len(r["steps"])
+               for r in study)
+    law = experiments.time_law(study, "tau_mem")
+    assert law["runs"] == 6 and law["censored"] < 6 and math.isfinite(law["slope"])
+
+
+def test_samplers_and_densities_are_checked_before_any_training(tmp_path, monkeypatch):
+    from labkit.data import PointCloud
+
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    law = _spiral()
+    points = law.sample(8, generator=torch.Generator().manual_seed(0))
+    bad = {
+        "sample must return .m, 2. points .* returned shape .4, 3.":
+            PointCloud(points, sample=lambda m, generator=None: torch.zeros(m, 3)),
+        "sample must take .m, generator=None.":
+            PointCloud(points, sample=lambda m: torch.zeros(m, 2)),
+        "sample returned NaN": PointCloud(points, sample=lambda m, generator=None:
+                                          torch.full((m, 2), float("nan"))),
+        "log_prob must return one value per point, shape .4,.* .4, 1.*reshape":
+            PointCloud(points, law.sample, lambda x: law.log_prob(x)[:, None]),
+        "log_prob returned NaN or infinite values on the first training points":
+            PointCloud(points, law.sample, lambda x: law.log_prob(x) * float("nan")),
+    }
+    for message, cloud in bad.items():
+        with pytest.raises((ValueError, TypeError), match=message):
+            experiments.training_time_study(cloud, seeds=[0], **TINY)
+    assert not list(tmp_path.rglob("*.pt"))  # nothing trained, no checkpoint left behind
+    good = PointCloud(points, law.sample, law.log_prob)
+    state = torch.random.get_rng_state()
+    assert good.check() is good and torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_table1_arms_are_one_registry():
@@ -318,3 +437,18 @@ def test_a_fig3_style_grid_runs_on_your_own_data(tmp_path):
     other = functools.partial(fn, data=toy_data("ring", 8, torch.Generator().manual_seed(1)))
     again = run_sweep(other, {"width": [8]}, name="ring", cache=tmp_path, progress=False)
     assert again[0]["memorization"] is not None and len(list(tmp_path.rglob("*.json"))) == 3  # other data: its own entry
+
+
+def test_a_toy_registered_later_is_a_mixture_too(monkeypatch):
+    from labkit.data import TOYS, Toy
+
+    def spiral(n, generator, dtype):
+        t = torch.rand(n, generator=generator, dtype=dtype) * 3 * math.pi
+        return torch.stack([t.cos(), t.sin()], 1) * t[:, None] / 3
+
+    with pytest.raises(ValueError, match="mixture must be one of"):
+        experiments.mixture_curve(dim=2, n=8, mixture="spiral", **TINY)
+    monkeypatch.setitem(TOYS, "spiral", Toy("an Archimedean spiral", draw=spiral))
+    assert "spiral" in experiments.MIXTURES and experiments.MIXTURES[-1] == "spiral"
+    row = experiments.mixture_curve(dim=2, n=8, mixture="spiral", **TINY)
+    assert len(row["memorization"]) == len(row["steps"]) and "null_memorization" in row

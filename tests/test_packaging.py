@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import labkit
-from labkit import plotting
+from labkit import plotting, store
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = "labkit-memgen"  # `labkit` on the package index is an unrelated project (0.0.3.dev11, 2015)
@@ -244,44 +244,44 @@ def _without_overrides(monkeypatch):
 def test_a_checkout_is_recognised_and_site_packages_is_not(tmp_path, monkeypatch):
     installed = tmp_path / "site-packages" / "labkit"
     installed.mkdir(parents=True)
-    monkeypatch.setattr(plotting, "__file__", str(installed / "plotting.py"))
-    assert plotting.repo_root() is None
+    monkeypatch.setattr(store, "__file__", str(installed / "store.py"))
+    assert store.repo_root() is None
     checkout = tmp_path / "clone"
     (checkout / "labkit").mkdir(parents=True)
     (checkout / "notebooks").mkdir()
     (checkout / "pyproject.toml").write_text("[project]\n")
-    monkeypatch.setattr(plotting, "__file__", str(checkout / "labkit" / "plotting.py"))
-    assert plotting.repo_root() == checkout
+    monkeypatch.setattr(store, "__file__", str(checkout / "labkit" / "store.py"))
+    assert store.repo_root() == checkout
 
 
 def test_defaults_in_the_source_checkout(monkeypatch):
     _without_overrides(monkeypatch)
-    assert plotting.repo_root() == ROOT
-    assert plotting.figures_dir() == ROOT / "figures"
-    assert plotting.cache_dir() == ROOT / ".cache" / ("fast" if plotting.is_fast() else "full")
+    assert store.repo_root() == ROOT
+    assert store.figures_dir() == ROOT / "figures"
+    assert store.cache_dir() == ROOT / ".cache" / ("fast" if store.is_fast() else "full")
 
 
 def test_defaults_when_installed(tmp_path, monkeypatch):
     _without_overrides(monkeypatch)
-    monkeypatch.setattr(plotting, "repo_root", lambda: None)
+    monkeypatch.setattr(store, "repo_root", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # platformdirs' user cache on Linux
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LABKIT_FAST", "1")
-    assert plotting.figures_dir() == tmp_path / "figures"
+    assert store.figures_dir() == tmp_path / "figures"
     if sys.platform.startswith("linux"):
-        assert plotting.cache_dir("sweeps") == tmp_path / "xdg" / "labkit" / "fast" / "sweeps"
-    assert plotting.cache_dir("sweeps").is_dir()
+        assert store.cache_dir("sweeps") == tmp_path / "xdg" / "labkit" / "fast" / "sweeps"
+    assert store.cache_dir("sweeps").is_dir()
 
 
 @pytest.mark.parametrize("installed", [False, True])
 def test_environment_variables_always_win(tmp_path, monkeypatch, installed):
     if installed:
-        monkeypatch.setattr(plotting, "repo_root", lambda: None)
+        monkeypatch.setattr(store, "repo_root", lambda: None)
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "c"))
     monkeypatch.setenv("LABKIT_FIGURES", str(tmp_path / "f"))
     monkeypatch.setenv("LABKIT_FAST", "0")
-    assert plotting.cache_dir("x") == tmp_path / "c" / "full" / "x"
-    assert plotting.figures_dir() == tmp_path / "f"
+    assert store.cache_dir("x") == tmp_path / "c" / "full" / "x"
+    assert store.figures_dir() == tmp_path / "f"
 
 
 # --- deprecated names keep working and name their replacement ----------------------------------
@@ -311,8 +311,53 @@ def test_moved_names_resolve_to_their_new_home_with_a_warning():
         labkit._moved("labkit_old_home", {"x": "nowhere"})
 
 
+def _deprecated_sections() -> str:
+    """The text of every release's "Deprecated" section of CHANGELOG.md."""
+    parts = (ROOT / "CHANGELOG.md").read_text().split("### Deprecated")[1:]
+    return "\n".join(part.split("\n### ", 1)[0].split("\n## ", 1)[0] for part in parts)
+
+
+def _every_shim() -> list[tuple[str, str, str]]:
+    """``labkit._SHIMS`` once every module of labkit is imported (each records its shims)."""
+    import pkgutil
+
+    for info in pkgutil.walk_packages(labkit.__path__, "labkit."):
+        importlib.import_module(info.name)
+    return list(labkit._SHIMS)
+
+
+def expired_shims(version: str) -> list[str]:
+    """The shims that labkit ``version`` must no longer hold (it reached their removal version)."""
+    return [f"{old} (use {new}; removed in {remove_in})" for old, new, remove_in in _every_shim()
+            if labkit._version_tuple(version)[:2] >= labkit._version_tuple(remove_in)[:2]]
+
+
+def test_no_shim_outlives_its_removal_version():
+    # The guard first: at the removal version every shim of that version is reported.
+    assert any("labkit.plotting.cache_dir" in s for s in expired_shims("0.3.0"))
+    assert len(expired_shims("0.3.0")) == sum(r == "0.3" for _, _, r in _every_shim())
+    expired = expired_shims(labkit.__version__)
+    assert not expired, (f"labkit {labkit.__version__} has reached the removal version of: "
+                         f"{expired}; delete them (and their tests), and say so in CHANGELOG.md")
+    with pytest.raises(ValueError, match="release number"):
+        labkit._version_tuple("soon")
+
+
+def test_every_shim_has_a_removal_version_in_the_changelog():
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    shims = _every_shim()
+    assert len(shims) >= 20, shims
+    missing = [old for old, _, remove_in in shims
+               if f"`{old.rpartition('.')[2]}`" not in _deprecated_sections()
+               and f"`{old}`" not in changelog]
+    assert not missing, f"CHANGELOG.md's Deprecated sections do not list {missing}"
+    for module in ("capacity", "sweeps", "pruning", "plotting", "train"):
+        moved = importlib.import_module(f"labkit.{module}").__getattr__
+        assert moved.remove_in == "0.3", f"labkit.{module}'s moved names have no removal version"
+
+
 def test_every_moved_name_still_works_and_is_in_the_changelog():
-    deprecated = (ROOT / "CHANGELOG.md").read_text().split("### Deprecated", 1)[1].split("\n### ", 1)[0]
+    deprecated = _deprecated_sections()
     found = 0
     for module_name in labkit.__all__:
         module = importlib.import_module(f"labkit.{module_name}")

@@ -2,10 +2,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
-from labkit import plotting
+from labkit import plotting, store
 
 
 def test_setup_seeds_and_reads_the_switch(monkeypatch):
@@ -19,7 +20,7 @@ def test_setup_seeds_and_reads_the_switch(monkeypatch):
     assert not plotting.setup().fast
     monkeypatch.setenv("LABKIT_FAST", "maybe")
     with pytest.raises(ValueError, match="LABKIT_FAST"):
-        plotting.is_fast()
+        plotting.setup()
 
 
 def test_savefig_writes_png_atomically(tmp_path, monkeypatch):
@@ -37,9 +38,9 @@ def test_savefig_writes_png_atomically(tmp_path, monkeypatch):
 def test_cache_dir_separates_sizes(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
     monkeypatch.setenv("LABKIT_FAST", "1")
-    fast = plotting.cache_dir("02")
+    fast = store.cache_dir("02")
     monkeypatch.setenv("LABKIT_FAST", "0")
-    full = plotting.cache_dir("02")
+    full = store.cache_dir("02")
     assert fast != full and fast.is_dir() and full.is_dir()
 
 
@@ -103,6 +104,23 @@ def test_training_curves_tell_series_apart_without_colour():
         assert len(lines) == 3
         assert len({line.get_marker() for line in lines}) == 3
         assert len({line.get_linestyle() for line in lines}) == 3
+    plt.close(fig)
+
+
+def test_training_curves_average_seeds_only_at_common_steps():
+    row = {"n": 8, "memorization": [0.0, 0.1, 0.3, 0.6, 0.9], "null_memorization": 0.0,
+           "log_likelihood": [-2.0, -1.5, -1.0, -0.5, 0.0], "reference_log_likelihood": 0.0}
+    longer = {**row, "steps": [0, 10, 100, 1000, 10000]}
+    shorter = {**row, "steps": [0, 10, 100], "memorization": [0.0, 0.3, 0.5],
+               "log_likelihood": [-2.0, -1.5, -1.0]}
+    fig, axes = plt.subplots(1, 2)
+    plotting.training_curves(axes, [longer, shorter], ns=[8])  # the shorter grid is a prefix
+    (line,) = [ln for ln in axes[0].lines if ln.get_label() == "n = 8"]
+    np.testing.assert_allclose(line.get_xdata(), [10, 100])
+    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.4])
+    other = {**shorter, "steps": [0, 20, 100]}
+    with pytest.raises(ValueError, match="evaluated at different steps"):
+        plotting.training_curves(axes, [longer, other], ns=[8])
     plt.close(fig)
 
 

@@ -9,7 +9,7 @@ import torch
 from labkit.dit import DDPMTime, DiT, DiTConfig, load_dit, save_dit
 from labkit.pruning import (head_importance, magnitude_importance, masked_heads, prune_heads, random_importance,
                             select_heads)
-from labkit.train import dsm_noise_loss
+from labkit.losses import dsm_noise_loss
 
 SMALL = DiTConfig(image_size=4, channels=1, patch_size=2, hidden=24, depth=3, num_heads=4)
 
@@ -198,7 +198,8 @@ def test_the_importance_registry_calls_each_method():
 
     model = DiT(PRESETS["tiny"], generator=torch.Generator().manual_seed(0))
     images = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    assert set(IMPORTANCE) == {"small-t", "uniform-t", "magnitude", "random"}
+    windows = {"window-small", "window-medium", "window-large", "window-uniform"}
+    assert set(IMPORTANCE) == {"small-t", "uniform-t", "magnitude", "random", *windows}
     g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
     for method, time_dist in (("small-t", "small"), ("uniform-t", "uniform")):
         torch.testing.assert_close(importance(method, model, images, batches=2, batch_size=4, generator=g()),

@@ -23,7 +23,7 @@ def _tiny(code: str, **sizes) -> str:
 
 def test_the_training_time_study_on_your_own_points_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
-    (study,) = [b for b in _blocks("Your own data", "python") if "training_time_study(" in b]
+    (study,) = [b for b in _blocks("Your own data", "python") if "PointCloud.from_law(" in b]
     code = _tiny(study, **{"width=128, steps=8000, seeds=[0, 1, 2]":
                            "width=8, steps=40, seeds=[0, 1], num_samples=32, sample_steps=5, first_eval=20"})
     namespace = {}
@@ -31,6 +31,27 @@ def test_the_training_time_study_on_your_own_points_runs_as_written(tmp_path, mo
     assert len(namespace["study"]) == 2 and namespace["cloud"].n == 32
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and out[0].startswith("seed 0: memorizes from step")
+
+
+def test_the_study_and_law_on_points_from_a_csv_run_as_written(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    np.savetxt("points.csv", np.random.default_rng(0).normal(size=(40, 5)), delimiter=",")
+    (block,) = [b for b in _blocks("Your own data", "python") if "time_law(" in b]
+    code = _tiny(block, **{"ns=[64, 128, 256], width=128, steps=8000":
+                           "ns=[2, 4, 8], width=64, depth=2, batch_size=32, num_samples=32, "
+                           "sample_steps=10, first_eval=20, steps=320, lr=1e-2",
+                           "seeds=[0, 1, 2]": "seeds=[0, 1]"})
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    study, law = namespace["study"], namespace["law"]
+    assert study.unique("n") == [2, 4, 8] and {r["null_source"] for r in study} == {"held-out split"}
+    assert {r["dim"] for r in study} == {5} and law["runs"] == len(study) == 6
+    line, interval = capsys.readouterr().out.splitlines()
+    assert line.startswith("tau_mem ~ n^") and line.endswith(" of 6 runs censored")
+    assert interval.startswith("95% interval of the exponent: [")
 
 
 def test_your_own_result_set_in_the_readme_is_a_valid_experiment(tmp_path, monkeypatch):

@@ -397,3 +397,40 @@ def test_a_sweep_point_stores_numpy_numbers_and_names_nan(tmp_path):
     assert table[0]["y"] == 0.5 and type(table[0]["y"]) is float
     with pytest.raises(ValueError, match=r"point \{'x': 2\} of .*_numpy_point: result\['bad'\] is nan"):
         run_sweep(_numpy_point, {"x": [2]}, name="np", cache=tmp_path, progress=False)
+
+
+def test_table_pivot_aggregates_the_rows_of_a_cell_instead_of_keeping_the_last():
+    table = sweeps.Table([{"a": 1, "b": 1, "v": 0.0}, {"a": 1, "b": 1, "v": 1.0}])
+    rows, cols, values = table.pivot("a", "b", "v")
+    assert rows == [1] and cols == [1]
+    np.testing.assert_array_equal(values, [[0.5]])  # the mean of both seeds, not the last one
+    seeds = sweeps.Table([{"w": w, "n": n, "seed": s, "m": 10 * w + n + s}
+                          for w in (1, 2) for n in (3, 4) for s in (0, 1, 5) if (w, n) != (2, 4)])
+    expect = {"mean": [[15, 16], [25, np.nan]], "median": [[14, 15], [24, np.nan]],
+              "min": [[13, 14], [23, np.nan]], "max": [[18, 19], [28, np.nan]],
+              "count": [[3, 3], [3, 0]]}
+    for agg, want in expect.items():
+        np.testing.assert_allclose(seeds.pivot("w", "n", "m", agg=agg)[2], want, err_msg=agg)
+    np.testing.assert_allclose(seeds.pivot("w", "n", "m", agg=np.ptp)[2], [[5, 5], [5, np.nan]])
+    with pytest.raises(ValueError, match=r"several rows in the cells a=1, b=1 \(2 rows\)"):
+        table.pivot("a", "b", "v", agg=None)
+    one = seeds.where(seed=0).pivot("w", "n", "m", agg=None)[2]  # one row a cell: allowed
+    np.testing.assert_allclose(one, [[13, 14], [23, np.nan]])
+    with pytest.raises(ValueError, match="agg must be one of"):
+        table.pivot("a", "b", "v", agg="first")
+    with pytest.raises(KeyError, match="column 'nope' missing"):
+        table.pivot("a", "nope", "v")
+    with pytest.raises(TypeError, match="numeric column"):
+        sweeps.Table([{"a": 1, "b": 1, "v": "x"}]).pivot("a", "b", "v")
+    censored = sweeps.Table([{"a": 1, "b": 1, "v": None}, {"a": 1, "b": 1, "v": 2.0}])
+    assert np.isnan(censored.pivot("a", "b", "v")[2][0, 0])  # a None is not silently dropped
+
+
+def test_table_where_and_unique_name_a_column_no_row_has():
+    table = sweeps.Table([{"a": 1, "b": 2}, {"a": 2}])
+    assert len(table.where(a=1)) == 1 and len(table.where(b=2)) == 1
+    with pytest.raises(KeyError, match=r"no row has column\(s\) \['c'\]"):
+        table.where(c=1)
+    assert len(sweeps.Table([]).where(c=1)) == 0
+    with pytest.raises(KeyError, match="column 'b' missing from rows \\[1\\]"):
+        table.unique("b")

@@ -8,8 +8,6 @@ this package only says *which* runs make a figure and how their rows are read:
 - :mod:`labkit.experiments.mixtures`: the mixture protocols of notebook 02
   (:func:`mixture_curve`, :func:`memorization_point`, the paper's Fig. 3 grids);
 - :mod:`labkit.experiments.table1`: the pruning protocol of Table 1 (notebook 03);
-- :mod:`labkit.experiments.claims`: every conclusion of notebooks 02 and 03 declared as a claim
-  and computed from the rows (``labkit claims`` into ``results/claims.json``);
 - :mod:`labkit.experiments.registry`: :data:`EXPERIMENTS`, every committed result set, computed
   by ``labkit results run NAME`` (:mod:`labkit.cli`) into ``results/<NAME>.json``.
 
@@ -17,10 +15,13 @@ Every name is importable from ``labkit.experiments`` itself, as the committed re
 ``point_fn`` strings (``labkit.experiments:mixture_curve``) expect.
 """
 
-from . import claims, mixtures, registry, stats, table1
+from . import mixtures, registry, stats, table1
 from .mixtures import *  # noqa: F401,F403
 from .registry import *  # noqa: F401,F403
 from .stats import *  # noqa: F401,F403
 from .table1 import *  # noqa: F401,F403
+from . import open_questions  # noqa: E402  (notebook 04's result sets)
+
+registry.EXPERIMENTS.update(open_questions.OPEN_EXPERIMENTS)
 
 __all__ = [*stats.__all__, *mixtures.__all__, *table1.__all__, *registry.__all__]

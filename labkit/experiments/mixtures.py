@@ -30,6 +30,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
@@ -64,15 +65,36 @@ def eval_steps(steps: int, first: int = 125, per_octave: int = 2) -> list[int]:
     return out
 
 
-def _mixtures() -> tuple[str, ...]:
-    from ..data import TOYS
+class _Mixtures(Sequence):
+    """The names a protocol's ``mixture`` takes, read when used: ``"paper"``, then every toy
+    registered in :data:`labkit.data.TOYS` at that moment (a toy added later is accepted)."""
 
-    return ("paper", *TOYS)
+    def _names(self) -> tuple[str, ...]:
+        from ..data import TOYS
+
+        return ("paper", *TOYS)
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name) -> bool:
+        return name in self._names()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, (tuple, list, _Mixtures)) and self._names() == tuple(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return repr(self._names())
 
 
 # The named laws a protocol's ``mixture`` takes: the paper's d-dimensional mixture, then every
-# registered 2-D toy (labkit.data.TOYS).
-MIXTURES = _mixtures()
+# registered 2-D toy (labkit.data.TOYS). A live view: it equals ("paper", *TOYS) whenever read.
+MIXTURES = _Mixtures()
 
 
 def _training_set(mixture: str, data, dim, n, num_components: int, mean_std: float, generator):
@@ -90,7 +112,9 @@ def _training_set(mixture: str, data, dim, n, num_components: int, mean_std: flo
             raise ValueError(f"dim={dim} but the data's points have {cloud.dim} columns; omit dim")
         if n is not None and n != cloud.n:
             raise ValueError(f"n={n} but the data holds {cloud.n} points; omit n")
-        return cloud.points.float(), cloud.sample, cloud.log_prob, cloud.dim
+        cloud.check()  # the sampler and the log-density on a small draw, before any training
+        draw = None if cloud.sample is None else partial(_float_draw, cloud.sample)
+        return cloud.points.float(), draw, cloud.log_prob, cloud.dim
     _checks.choice(mixture, "mixture", MIXTURES)
     if dim is None or n is None:
         raise ValueError(f"mixture={mixture!r} needs dim and n (or pass data=your points)")
@@ -107,14 +131,37 @@ def _training_set(mixture: str, data, dim, n, num_components: int, mean_std: flo
     return law.sample(n, generator=generator), law.sample, law.log_prob, dim
 
 
+def _float_draw(sample, m: int, generator=None) -> torch.Tensor:
+    """A user's sampler's draws as a float32 tensor (the networks' dtype)."""
+    return torch.as_tensor(sample(m, generator=generator)).float()
+
+
 def _describe_data(data) -> dict:
     """What a run on ``data`` depends on, as JSON (for its checkpoint folder's name)."""
     from ..data import PointCloud
     from ..train import _describe
 
     cloud = data if isinstance(data, PointCloud) else PointCloud(data)
-    return {"points": _describe(cloud.points), "sample": _describe(cloud.sample),
-            "log_prob": _describe(cloud.log_prob)}
+    out = {"points": _describe(cloud.points), "sample": _describe(cloud.sample),
+           "log_prob": _describe(cloud.log_prob)}
+    for key in ("sample", "log_prob"):  # an edited function gets a checkpoint of its own
+        fn = getattr(cloud, key)
+        while isinstance(fn, partial):
+            fn = fn.func
+        if fn is not None:
+            out[key + "_source"] = _source_digest(getattr(fn, "__func__", fn))
+        if inspect.ismethod(fn):  # a law's method: the law's parameters too
+            out[key + "_of"] = _describe(fn.__self__)
+    return out
+
+
+def _source_digest(fn) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return None
 
 
 def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256, depth: int = 2,
@@ -154,7 +201,8 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
     from ..data import with_duplicates
     from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
-    from ..train import LogUniformTime, TrainConfig, dsm_noise_loss, train
+    from ..losses import LogUniformTime, dsm_noise_loss
+    from ..train import TrainConfig, train
 
     start = time.perf_counter()
     args = locals()
@@ -185,7 +233,7 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
                     TrainConfig(steps=steps, batch_size=batch_size, lr=lr,
                                 weight_decay=weight_decay),
                     generator=g_train, callbacks=(evaluator,), eval_at=grid, progress=False,
-                    checkpoint_path=checkpoint)
+                    checkpoint=checkpoint)
     curve = {"steps": [int(e["step"]) for e in history.evals],
              "memorization": [e["memorization"] for e in history.evals]}
     if log_prob is not None:
@@ -219,46 +267,165 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
 
 def training_time_study(data, *, width: int = 256, steps: int = 16000, seeds=(0, 1, 2),
                         gen_nats: float | None = None, mem_points: float | None = None,
+                        null_memorization: float | None = None, holdout=None, ns=None,
                         log=None, **curve):
     """The training-time study on ``data`` in one call: :func:`mixture_curve` once per seed of
     ``seeds`` (``width``, ``steps`` and any other of its keywords in ``curve``; ``data`` your
     points, a :class:`labkit.data.PointCloud`, or a registered name such as ``"ring"``), each
     curve's training times read off by the declared rules of :mod:`labkit.experiments.stats`:
-    ``tau_mem``, the first step where memorization exceeds its null rate by ``mem_points``
-    (needs fresh draws), and ``tau_gen``, the first step where the samples' log-likelihood
-    comes within ``gen_nats`` of fresh draws' (needs a log-density); None where the run never
-    got there or the data cannot tell. Returns a :class:`labkit.sweeps.Table`, one row per
-    seed: the curve's results with ``seed``, ``tau_mem`` and ``tau_gen``. Each curve resumes
-    from its checkpoint after an interruption. ``log`` receives one line per finished seed."""
-    from ..sweeps import Table
+    ``tau_mem``, the first step where memorization exceeds its null rate by ``mem_points``,
+    and ``tau_gen``, the first step where the samples' log-likelihood comes within
+    ``gen_nats`` of fresh draws' (needs a log-density); None where the run never got there or
+    the data cannot tell.
+
+    The null rate of memorization (``null_source`` in each row): ``"sampler"``, the 1/3 rule on
+    fresh draws of the data's sampler; ``"given"``, the rate passed as ``null_memorization``
+    (a number in [0, 1], e.g. measured on data of your own); ``"held-out split"``, with
+    ``holdout`` (a fraction in (0, 1) or a count of points): that many of the points, picked
+    by a fixed random split (seed 0, the same for every seed of the study), are held out of
+    training and the rule is applied to them, the only fresh draws points alone provide
+    (``n`` is then the training points, ``n_held_out`` the others). Without any of the three,
+    ``null_source`` is None, ``tau_mem`` None, and a warning says so.
+
+    ``ns``: several training-set sizes (a list), for a law in n: the study runs at each, on
+    the first ``n`` of the data's (training) points, nested subsets of one set (or ``n`` draws
+    of a registered law); :func:`labkit.experiments.time_law` fits the law to the rows.
+
+    Returns a :class:`labkit.sweeps.Table`, one row per (n, seed): the run's whole config (every
+    argument of :func:`mixture_curve` with its value, ``data``: the data's name, ``n``,
+    ``dim``; the budget is the last of ``steps``), the curve's results, ``null_source``,
+    ``tau_mem`` and ``tau_gen``, so :func:`labkit.experiments.time_law` and the other readers
+    take the rows as they are. Each curve resumes from its checkpoint after an interruption.
+    ``log`` receives one line per finished run. The data's sampler and log-density are
+    checked on a small draw before any training (:meth:`labkit.data.PointCloud.check`)."""
+    import warnings
+
+    from ..data import PointCloud
+    from ..metrics import memorization_ratio
+    from .._table import Table
     from . import stats
 
     gen_nats = stats.GEN_NATS if gen_nats is None else gen_nats
     mem_points = stats.MEM_POINTS if mem_points is None else mem_points
     if isinstance(seeds, int) or not seeds:
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    if null_memorization is not None and holdout is not None:
+        raise ValueError("pass null_memorization (a rate) or holdout (points to measure it "
+                         "on), not both")
+    if null_memorization is not None:
+        if (isinstance(null_memorization, bool) or not isinstance(null_memorization, (int, float))
+                or not 0 <= null_memorization <= 1):
+            raise ValueError(f"null_memorization must be a rate in [0, 1], got "
+                             f"{null_memorization!r}")
+        null_memorization = float(null_memorization)
+    for key in ("data", "mixture", "seed", "width", "steps"):
+        if key in curve:
+            raise ValueError(f"{key} is set by training_time_study itself, not through curve")
     named = isinstance(data, str)
     if named and "dim" not in curve:
         curve["dim"] = 2
-    if named and "n" not in curve:
-        raise ValueError(f"data={data!r} is a registered law: pass n (how many training points)")
+    if named and "n" not in curve and ns is None:
+        raise ValueError(f"data={data!r} is a registered law: pass n (how many training points) "
+                         "or ns (several sizes)")
+    if named and holdout is not None:
+        raise ValueError(f"holdout needs your own points; data={data!r} is a registered law "
+                         "whose sampler gives fresh draws")
+    held = None
+    if not named:
+        cloud = data if isinstance(data, PointCloud) else PointCloud(data)
+        if holdout is not None:
+            cloud, held = _split(cloud, holdout)
+        data = cloud
+    source = ("given" if null_memorization is not None else "held-out split" if held is not None
+              else "sampler" if named or data.sample is not None else None)
+    if source is None:
+        warnings.warn("the data has no sampler of fresh draws, so memorization has no null rate "
+                      "and tau_mem is None; pass null_memorization=RATE, or holdout=FRACTION to "
+                      "measure it on points held out of training", stacklevel=2)
+    sizes = _sizes(ns, data, curve, split=held is not None)
     rows = []
-    for seed in seeds:
-        if named:
-            row = mixture_curve(width=width, steps=steps, seed=seed, mixture=data, **curve)
-        else:
-            row = mixture_curve(width=width, steps=steps, seed=seed, data=data, **curve)
-        tau_mem = tau_gen = None
-        if "null_memorization" in row:
-            excess = [m - row["null_memorization"] for m in row["memorization"]]
-            tau_mem = stats.crossing_step(row["steps"], excess, mem_points)
-        if "reference_log_likelihood" in row:
-            gap = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
-            tau_gen = stats.crossing_step(row["steps"], gap, -gen_nats)
-        rows.append({**row, "seed": seed, "width": width, "tau_mem": tau_mem, "tau_gen": tau_gen})
-        if log is not None:
-            log(f"seed {seed}: tau_mem {tau_mem}, tau_gen {tau_gen} ({row['wall_s']:.0f} s)")
+    for size in sizes:
+        run_on, extra = data, dict(curve)
+        if named and size is not None:
+            extra["n"] = size
+        elif size is not None:  # the first `size` training points: nested subsets
+            run_on = PointCloud(data.points[:size], data.sample, data.log_prob, data.name)
+        config = _study_config(run_on, width, steps, extra)
+        null = (null_memorization if source == "given" else
+                memorization_ratio(held, run_on.points.float()) if held is not None else None)
+        for seed in seeds:
+            where = {"mixture": run_on} if named else {"data": run_on}
+            row = mixture_curve(width=width, steps=steps, seed=seed, **where, **extra)
+            if source in ("given", "held-out split"):
+                if "null_memorization" in row:  # the sampler's, kept beside the one used
+                    row["sampler_null_memorization"] = row["null_memorization"]
+                row["null_memorization"] = null
+            row = {**config, **row, "seed": seed, "null_source": source}
+            if held is not None:
+                row["n_held_out"] = int(held.shape[0])
+            wanted = [t for t, cols in stats.COLUMNS_NEEDED.items()
+                      if all(c in row for c in cols)]
+            times = stats.training_times(row, gen_nats, mem_points, times=wanted) if wanted else {}
+            row["tau_mem"], row["tau_gen"] = times.get("tau_mem"), times.get("tau_gen")
+            rows.append(row)
+            if log is not None:
+                log(f"n {row['n']}, seed {seed}: tau_mem {row['tau_mem']}, tau_gen "
+                    f"{row['tau_gen']} ({row['wall_s']:.0f} s)")
     return Table(rows)
+
+
+def _sizes(ns, data, curve, split: bool = False) -> list:
+    """The training-set sizes of a study: ``[None]`` (the data as given) or ``ns`` checked."""
+    if ns is None:
+        return [None]
+    if isinstance(ns, (int, str)) or not ns or len(set(ns)) != len(ns):
+        raise ValueError(f"ns must be a list of distinct training-set sizes, got {ns!r}")
+    if isinstance(data, str):
+        if "n" in curve:
+            raise ValueError("pass n (one size) or ns (several), not both")
+        return [_checks.positive_int(n, "ns") for n in ns]
+    for n in ns:
+        if _checks.positive_int(n, "ns") > data.n:
+            raise ValueError(f"ns holds {n}, more than the {data.n} training points the data "
+                             "provides" + (" after the held-out split" if split else ""))
+    return list(ns)
+
+
+def _split(cloud, holdout):
+    """``(training cloud, held-out points)``: ``holdout`` (a fraction in (0, 1) or a count)
+    of the points, by a fixed random permutation (seed 0)."""
+    from ..data import PointCloud
+
+    n = cloud.n
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)):
+        raise ValueError(f"holdout must be a fraction in (0, 1) or a count of points, got "
+                         f"{holdout!r}")
+    count = int(round(holdout * n)) if isinstance(holdout, float) else holdout
+    if isinstance(holdout, float) and not 0 < holdout < 1:
+        raise ValueError(f"holdout must be a fraction in (0, 1) or a count of points, got "
+                         f"{holdout!r}")
+    if not 1 <= count <= n - 1:
+        raise ValueError(f"holdout={holdout!r} holds out {count} of {n} points; hold out at "
+                         "least 1 and keep at least 1 for training")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    train = PointCloud(cloud.points[order[count:]], cloud.sample, cloud.log_prob, cloud.name)
+    return train, cloud.points[order[:count]].float()
+
+
+def _study_config(data, width, steps, curve) -> dict:
+    """Every argument of :func:`mixture_curve` a study row ran with (its defaults filled in),
+    less ``device`` and the data object, plus ``data`` (the data's name), ``n`` and ``dim``."""
+    params = inspect.signature(mixture_curve).parameters
+    config = {k: p.default for k, p in params.items() if k not in ("device", "data", "seed")}
+    config.update(curve, width=width, steps=steps)
+    config.pop("device", None)
+    if isinstance(data, str):
+        config.update(data=data, mixture=data)
+    else:  # the paper mixture's own parameters do not apply to your points
+        for key in ("mixture", "num_components", "mean_std"):
+            config.pop(key)
+        config.update(data=data.name, n=data.n, dim=data.dim)
+    return config
 
 
 class _CurveProbe:
@@ -282,7 +449,14 @@ class _CurveProbe:
         self.samples = x
         out = {"memorization": memorization_ratio(x, self.data)}
         if self.log_prob is not None:
-            out["log_likelihood"] = float(self.log_prob(x).mean())
+            values = torch.as_tensor(self.log_prob(x))
+            if values.shape != (x.shape[0],) or not torch.isfinite(values).all():
+                bad = int((~torch.isfinite(values)).sum()) if values.numel() else 0
+                raise ValueError(f"log_prob returned shape {tuple(values.shape)} with {bad} NaN "
+                                 f"or infinite values on the {x.shape[0]} samples generated at "
+                                 f"step {step}; it must return one finite value per point "
+                                 "anywhere a network may sample (a density of full support)")
+            out["log_likelihood"] = float(values.mean())
         return out
 
     def state_dict(self) -> dict:
@@ -315,7 +489,7 @@ def memorization_point(dim: int | None = None, n: int | None = None, width: int 
     log-likelihood without a log-density). ``n`` training points, optionally with a
     ``duplicate_fraction``
     of them repeated ``duplicate_copies`` times. A ``ScoreMLP(dim, width, depth)`` is trained by
-    :func:`labkit.train.train` with :func:`labkit.train.dsm_noise_loss` (noise prediction, i.e.
+    :func:`labkit.train.train` with :func:`labkit.losses.dsm_noise_loss` (noise prediction, i.e.
     DSM weighted by sigma_t^2; times log-uniform on ``[t_min, t_max]``), AdamW with
     ``weight_decay``; then ``num_samples`` samples from the reverse SDE stopped at ``t_min``.
 
@@ -333,7 +507,8 @@ def memorization_point(dim: int | None = None, n: int | None = None, width: int 
     from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
     from ..sampling import sample
-    from ..train import LogUniformTime, TrainConfig, dsm_noise_loss, train
+    from ..losses import LogUniformTime, dsm_noise_loss
+    from ..train import TrainConfig, train
 
     dev = _checks.device(device)
     g = torch.Generator().manual_seed(seed)

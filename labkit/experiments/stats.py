@@ -12,26 +12,76 @@ The training-time study (Bonnaire, Urfin, Biroli & Mezard 2025, arXiv 2505.17638
 
 both interpolated linearly in log(step) between evaluations, ``None`` when never reached.
 Bonnaire et al. find ``tau_gen`` about independent of n and ``tau_mem`` growing about linearly
-in n; :func:`power_law` fits ``log tau = a + b log n`` with a t-interval on b.
+in n; :func:`censored_power_law` fits ``log tau = a + b log n`` to the interval-censored times
+(:func:`power_law`, the least-squares fit of the uncensored ones, is deprecated).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
 import numpy as np
 
+from .. import _superseded
+
 __all__ = ["GEN_NATS", "MEM_POINTS", "final", "crossing_step", "training_times", "power_law",
            "sign_flip_p", "paired_test", "holm", "LABEL_MEM_MARGIN", "LABEL_LL_MARGIN",
            "MEM_MARGINS", "LL_MARGINS", "label", "labels_over_training", "generalizing_window",
            "window_rows",
-           "label_sensitivity", "time_interval", "time_observations", "censored_power_law",
+           "label_sensitivity", "window_rule", "time_interval", "time_observations", "censored_power_law",
            "censored_slope_p",
-           "seed_interval", "at_end", "paired_difference", "time_table", "regime"]
+           "seed_interval", "at_end", "paired_difference", "time_table", "regime", "time_law",
+           "COLUMNS_NEEDED"]
 
 GEN_NATS = 0.25
 MEM_POINTS = 0.10
+
+# The columns each training time is read from, and how a row comes to hold each one.
+COLUMNS_NEEDED = {"tau_mem": ("steps", "memorization", "null_memorization"),
+                  "tau_gen": ("steps", "log_likelihood", "reference_log_likelihood")}
+_HOW = {
+    "steps": "a training curve: rows of mixture_curve or training_time_study",
+    "memorization": "a training curve: rows of mixture_curve or training_time_study",
+    "null_memorization": "memorization's null rate: give the data a sampler of fresh draws "
+                         "(PointCloud(points, sample=...)), or pass training_time_study("
+                         "..., null_memorization=RATE) or (..., holdout=FRACTION)",
+    "log_likelihood": "the samples' log-likelihood: give the data a log-density "
+                      "(PointCloud(points, log_prob=...))",
+    "reference_log_likelihood": "fresh draws' log-likelihood: give the data both a sampler "
+                                "and a log-density (PointCloud(points, sample=..., "
+                                "log_prob=...))",
+    "n": "the number of training points: rows of training_time_study and of the result sets "
+         "carry it; add it to a mixture_curve row (row['n'] = n)",
+    "seed": "the run's seed: rows of training_time_study and of the result sets carry it",
+}
+
+
+# The columns a label (and the generalizing window) reads.
+_LABEL_COLUMNS = ("memorization", "null_memorization", "log_likelihood", "reference_log_likelihood")
+
+
+def _need(row, columns, who: str, index=None) -> None:
+    """ValueError naming the first of ``columns`` that ``row`` lacks (or holds as None), what
+    ``who`` needs it for and how a row comes to hold it."""
+    for column in columns:
+        if not isinstance(row, dict) or row.get(column) is None:
+            which = "the row" if index is None else f"row {index}"
+            label = ", ".join(f"{k}={row[k]!r}" for k in ("n", "seed") if isinstance(row, dict)
+                              and k in row)
+            raise ValueError(f"{who} needs column {column!r}, which {which}"
+                             f"{' (' + label + ')' if label else ''} lacks; it comes with "
+                             f"{_HOW.get(column, 'the rows of the protocol that measures it')}")
+
+
+def _times(times) -> tuple[str, ...]:
+    times = (times,) if isinstance(times, str) else tuple(times)
+    bad = [t for t in times if t not in COLUMNS_NEEDED]
+    if bad or not times:
+        raise ValueError(f"times must name some of {tuple(COLUMNS_NEEDED)}, got {times!r}")
+    return times
 
 
 def final(row: dict, key: str):
@@ -55,15 +105,25 @@ def crossing_step(steps, values, level: float):
     return None
 
 
-def training_times(row: dict, gen_nats: float = GEN_NATS, mem_points: float = MEM_POINTS) -> dict:
+def training_times(row: dict, gen_nats: float = GEN_NATS, mem_points: float = MEM_POINTS,
+                   times=("tau_gen", "tau_mem")) -> dict:
     """``{"tau_gen": ..., "tau_mem": ...}`` of one :func:`mixture_curve` row (see the module
-    docstring for the declared rules); None where the run never got there."""
-    gap = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
-    excess = [m - row["null_memorization"] for m in row["memorization"]]
-    return {"tau_gen": crossing_step(row["steps"], gap, -gen_nats),
-            "tau_mem": crossing_step(row["steps"], excess, mem_points)}
+    docstring for the declared rules); None where the run never got there. ``times`` picks
+    which (``"tau_mem"`` alone needs no log-likelihood); a ValueError names a column the row
+    lacks for one of them (:data:`COLUMNS_NEEDED`) and how to get it."""
+    out = {}
+    for time in _times(times):
+        _need(row, COLUMNS_NEEDED[time], f"training_times ({time})")
+        if time == "tau_gen":
+            gap = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
+            out[time] = crossing_step(row["steps"], gap, -gen_nats)
+        else:
+            excess = [m - row["null_memorization"] for m in row["memorization"]]
+            out[time] = crossing_step(row["steps"], excess, mem_points)
+    return out
 
 
+@_superseded("labkit.experiments.censored_power_law", remove_in="0.3")
 def power_law(ns, taus, level: float = 0.95) -> dict:
     """Least-squares fit of ``log tau = a + b log n`` over the uncensored points; returns
     ``{"slope", "lo", "hi", "intercept", "points"}`` (t-interval on the slope at ``level``)."""
@@ -98,7 +158,7 @@ def seed_interval(values, level: float = 0.95) -> tuple[float, float, float]:
 def at_end(rows):
     """The rows of training curves with each curve (``memorization``, ``log_likelihood``,
     ``train_loss``) replaced by its last evaluation, as a :class:`labkit.sweeps.Table`."""
-    from ..sweeps import Table
+    from .._table import Table
 
     keys = ("memorization", "log_likelihood", "train_loss")
     return Table([{**r, **{k: r[k][-1] for k in keys if isinstance(r.get(k), list)}} for r in rows])
@@ -110,7 +170,15 @@ def paired_difference(rows, key: str, a: dict, b: dict, level: float = 0.95) -> 
     "verdict"}``; the verdict is ``"positive"`` / ``"negative"`` when the interval excludes 0 on
     that side, else ``"unresolved"``."""
     def pick(where):
-        return {r["seed"]: r[key] for r in rows if all(r.get(k) == v for k, v in where.items())}
+        out = {}
+        for i, r in enumerate(rows):
+            if all(r.get(k) == v for k, v in where.items()):
+                _need(r, ("seed", key), "paired_difference", i)
+                if r["seed"] in out:  # two rows of one seed: pairing them is ambiguous
+                    raise ValueError(f"paired_difference: several rows match {where} at seed "
+                                     f"{r['seed']!r}; narrow the setting so each seed has one")
+                out[r["seed"]] = r[key]
+        return out
 
     left, right = pick(a), pick(b)
     seeds = sorted(set(left) & set(right))
@@ -121,26 +189,31 @@ def paired_difference(rows, key: str, a: dict, b: dict, level: float = 0.95) -> 
     return {"mean": mean, "lo": lo, "hi": hi, "seeds": seeds, "verdict": verdict}
 
 
-def time_table(rows, **where) -> dict:
+def time_table(rows, times=("tau_gen", "tau_mem"), **where) -> dict:
     """``{n: {"tau_gen": [...], "tau_mem": [...], "seeds": [...]}}`` over the training-time rows
-    matching ``where`` (e.g. ``mixture="gmm4", width=256``), one entry per seed."""
+    matching ``where`` (e.g. ``mixture="gmm4", width=256``), one entry per seed; ``times``
+    picks which times (a row need hold only their columns)."""
+    times = _times(times)
     out = {}
-    for row in rows:
+    for i, row in enumerate(rows):
         if any(row.get(k) != v for k, v in where.items()):
             continue
-        entry = out.setdefault(row["n"], {"tau_gen": [], "tau_mem": [], "seeds": []})
-        times = training_times(row)
-        entry["tau_gen"].append(times["tau_gen"])
-        entry["tau_mem"].append(times["tau_mem"])
+        _need(row, ("n", "seed"), "time_table", i)
+        entry = out.setdefault(row["n"], {**{t: [] for t in times}, "seeds": []})
+        found = training_times(row, times=times)
+        for t in times:
+            entry[t].append(found[t])
         entry["seeds"].append(row["seed"])
     return dict(sorted(out.items()))
 
 
+@_superseded("labkit.experiments.label", remove_in="0.3")
 def regime(row: dict, at: int = -1) -> str:
     """The declared Fig. 2 label of a run at evaluation ``at`` (default: the last one):
     ``"failing"`` when the samples are more than 1 nat less likely than fresh draws,
     ``"generalizing"`` when within 0.5 nat and within 10 points of the null memorization rate,
     ``"memorizing"`` when 30 or more points above it, ``"-"`` otherwise."""
+    _need(row, _LABEL_COLUMNS, "regime")
     ll = row["log_likelihood"][at] if isinstance(row["log_likelihood"], list) else row["log_likelihood"]
     mem = row["memorization"][at] if isinstance(row["memorization"], list) else row["memorization"]
     gap = ll - row["reference_log_likelihood"]
@@ -225,7 +298,7 @@ def holm(pvalues) -> list:
 LABEL_MEM_MARGIN = MEM_POINTS
 LABEL_LL_MARGIN = GEN_NATS
 # The margins a label verdict is re-read at (the threshold-sensitivity table): 3 x 3.
-MEM_MARGINS = (0.05, 0.10, 0.20)
+MEM_MARGINS = (0.05, 0.075, 0.10)  # never wider than the memorizing mark, MEM_POINTS
 LL_MARGINS = (0.10, 0.25, 0.50)
 LABELS = ("failing", "generalizing", "memorizing", "-")
 
@@ -250,6 +323,7 @@ def label(row: dict, at: int = -1, mem_margin: float = LABEL_MEM_MARGIN,
     if mem_margin <= 0 or ll_margin <= 0:
         raise ValueError(f"mem_margin and ll_margin must be positive, got {mem_margin}, "
                          f"{ll_margin}")
+    _need(row, _LABEL_COLUMNS, "label")
     excess = _at(row, "memorization", at) - row["null_memorization"]
     gap = _at(row, "log_likelihood", at) - row["reference_log_likelihood"]
     if excess > mem_margin:
@@ -264,20 +338,49 @@ def labels_over_training(row: dict, **margins) -> list[str]:
     return [label(row, i, **margins) for i in range(1, len(row["steps"]))]
 
 
-def generalizing_window(row: dict, **margins) -> dict:
+_WINDOW_CONSECUTIVE = contextvars.ContextVar("window_consecutive", default=1)
+
+
+@contextlib.contextmanager
+def window_rule(consecutive: int = 2):
+    """Within the block, :func:`generalizing_window` (called without ``consecutive``) counts
+    only runs of at least ``consecutive`` consecutive generalizing evaluations: a robustness
+    reading of a declared window test whose code cannot change."""
+    if not isinstance(consecutive, int) or isinstance(consecutive, bool) or consecutive < 1:
+        raise ValueError(f"consecutive must be a positive int, got {consecutive!r}")
+    token = _WINDOW_CONSECUTIVE.set(consecutive)
+    try:
+        yield
+    finally:
+        _WINDOW_CONSECUTIVE.reset(token)
+
+
+def generalizing_window(row: dict, consecutive: int | None = None, **margins) -> dict:
     """When a run generalizes under :func:`label`: ``{"steps": [...], "first": step or None,
     "quality_step": ..., "memorization_step": ...}``: the evaluation steps labelled
     generalizing, the first of them, the first step whose log-likelihood is within the margin
     of fresh draws (either side) and the first step whose memorization exceeds the margin. A run
     with no generalizing step has no window: it memorizes before its samples reach the quality
-    of fresh draws (or never reaches it)."""
+    of fresh draws (or never reaches it). ``consecutive`` (default 1, or the one set by
+    :func:`window_rule`): only generalizing evaluations in a run of at least that many
+    consecutive ones count."""
     mem_margin = margins.get("mem_margin", LABEL_MEM_MARGIN)
     ll_margin = margins.get("ll_margin", LABEL_LL_MARGIN)
+    consecutive = _WINDOW_CONSECUTIVE.get() if consecutive is None else consecutive
+    _need(row, ("steps", *_LABEL_COLUMNS), "generalizing_window")
     steps = row["steps"][1:]
     labs = labels_over_training(row, mem_margin=mem_margin, ll_margin=ll_margin)
     gaps = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"][1:]]
     excess = [m - row["null_memorization"] for m in row["memorization"][1:]]
     gen = [s for s, lab in zip(steps, labs) if lab == "generalizing"]
+    if consecutive > 1:  # keep the evaluations in runs of >= consecutive generalizing ones
+        runs, current = [], []
+        for s, lab in zip(steps, labs):
+            if lab == "generalizing":
+                current.append(s)
+            else:
+                runs, current = runs + [current], []
+        gen = [s for run in runs + [current] if len(run) >= consecutive for s in run]
     quality = next((s for s, g in zip(steps, gaps) if abs(g) <= ll_margin), None)
     memorized = next((s for s, e in zip(steps, excess) if e > mem_margin), None)
     return {"steps": gen, "first": gen[0] if gen else None, "quality_step": quality,
@@ -294,9 +397,10 @@ def window_rows(rows, **where) -> list[dict]:
     of fresh draws on either side (``quality_step``), the first generalizing step and how many
     evaluations are labelled generalizing (:func:`label`, declared margins)."""
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
         if any(row.get(k) != v for k, v in where.items()):
             continue
+        _need(row, ("n", "seed", "steps", *_LABEL_COLUMNS), "window_rows", i)
         window = generalizing_window(row)
         excess = [m - row["null_memorization"] for m in row["memorization"]]
         gap = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
@@ -346,23 +450,48 @@ def time_observations(rows, time: str = "tau_mem", mem_points: float = MEM_POINT
     """The interval-censored times of the training-time rows matching ``where``: one
     ``{"x": n, "seed", "lower", "upper"}`` per run. ``time="tau_mem"``: memorization at least
     ``mem_points`` above its null rate; ``"tau_gen"``: the samples' mean log-likelihood within
-    ``gen_nats`` below fresh draws (the quality time of :func:`training_times`)."""
+    ``gen_nats`` below fresh draws (the quality time of :func:`training_times`). Each row needs
+    ``n``, ``seed`` and the columns of that time only (:data:`COLUMNS_NEEDED`); a ValueError
+    names the first one missing and how to get it."""
     _choice = ("tau_mem", "tau_gen")
     if time not in _choice:
         raise ValueError(f"time must be one of {_choice}, got {time!r}")
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
         if any(row.get(k) != v for k, v in where.items()):
             continue
+        _need(row, ("n", "seed", *COLUMNS_NEEDED[time]), f"time_observations ({time})", i)
         if time == "tau_mem":
             values = [m - row["null_memorization"] for m in row["memorization"]]
             level = mem_points
         else:
             values = [ll - row["reference_log_likelihood"] for ll in row["log_likelihood"]]
             level = -gen_nats
-        bounds = time_interval(row["steps"], values, level)
+        try:
+            bounds = time_interval(row["steps"], values, level)
+        except ValueError as exc:
+            raise ValueError(f"time_observations ({time}), row {i} (n={row['n']!r}, "
+                             f"seed={row['seed']!r}): {exc}") from None
         out.append({"x": row["n"], "seed": row["seed"], **bounds})
     return sorted(out, key=lambda o: (o["x"], o["seed"]))
+
+
+def time_law(rows, time: str = "tau_mem", *, level: float = 0.95, null: float | None = None,
+             mem_points: float = MEM_POINTS, gen_nats: float = GEN_NATS,
+             local_intervals: bool = True, **where) -> dict:
+    """The censoring-aware law ``log tau = a + b log n`` of one training time over the rows of
+    a study (e.g. :func:`~labkit.experiments.training_time_study`'s at several n) matching
+    ``where``, in one call: :func:`censored_power_law` of :func:`time_observations`. Returns
+    the fit's dict with its ``"observations"`` and the ``"time"`` fitted. A ValueError says
+    when no run reached the mark within its budget (every time right-censored: the rows do not
+    bound a law) or a row lacks a column the time needs."""
+    obs = time_observations(rows, time, mem_points, gen_nats, **where)
+    if obs and all(o["upper"] is None for o in obs):
+        raise ValueError(f"time_law ({time}): none of the {len(obs)} runs reached the mark "
+                         f"within its budget (last steps {sorted({o['lower'] for o in obs})}), "
+                         "so the rows do not bound a law; train longer (steps=...)")
+    fit = censored_power_law(obs, level=level, null=null, local_intervals=local_intervals)
+    return {**fit, "time": time, "observations": obs}
 
 
 def _log_bounds(observations):

@@ -22,7 +22,7 @@ from .mixtures import eval_steps
 __all__ = ["PAPER_TABLE1", "Arm", "ARMS", "METHODS", "Protocol", "CIFAR_PROTOCOL", "train_base",
            "importances",
            "pruned_arm", "run_protocol", "summarize", "format_table", "TABLE1_RATIOS", "table1_seed",
-           "table1_arm", "split_seed_row"]
+           "table1_arm", "split_seed_row", "table1_runs"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,10 +139,12 @@ def train_base(data, protocol: Protocol, out_dir, *, device="cpu", callbacks=(),
         model, extra = load_dit(path, map_location=device)
         return model, extra
     model = DiT(PRESETS[protocol.preset], generator=torch.Generator().manual_seed(10_000 * seed)).to(device)
+    if eval_every is not None and eval_at is not None:
+        raise ValueError("pass eval_at or eval_every (its older name), not both")
     history = train_dit(model, data.train.to(device), protocol.base_training(),
                         generator=torch.Generator(device=device).manual_seed(10_000 * seed + 1),
-                        callbacks=callbacks, eval_every=eval_every, eval_at=eval_at,
-                        checkpoint_path=out_dir / "base_train.pt", progress=progress)
+                        callbacks=callbacks, eval_at=eval_at if eval_every is None else eval_every,
+                        checkpoint=out_dir / "base_train.pt", progress=progress)
     extra = {"evals": history.evals, "loss": history.loss}
     save_dit(model, path, **extra)
     (out_dir / "base_train.pt").unlink(missing_ok=True)
@@ -432,3 +434,29 @@ def split_seed_row(row: dict) -> list[dict]:
                 new[key] = row[key]
         out.append(new)
     return out
+
+
+def table1_runs(rows, seeds=None) -> list[dict]:
+    """Table 1's rows (one per run, arm and ratio: :func:`table1_arm`) gathered per run, in seed
+    order: ``{"seed", "probe_steps", "probe_memorization", "null_memorization", "arms": {arm:
+    metrics at the protocol's ratio}, "sweep": {arm: [metrics per ratio, ascending]},
+    "sweep_ratios"}``. ``seeds`` keeps those runs only. A run holds whichever arms have rows."""
+    runs = {}
+    for row in sorted(rows, key=lambda r: (r["seed"], r["ratio"])):
+        if seeds is not None and row["seed"] not in seeds:
+            continue
+        run = runs.setdefault(row["seed"], {
+            "seed": row["seed"], "probe_steps": row["probe_steps"],
+            "probe_memorization": row["probe_memorization"],
+            "null_memorization": row["null_memorization"], "arms": {}, "sweep": {}})
+        cell = {k: row[k] for k in ("memorization", "fd", "precision", "recall", "params",
+                                    "heads")}
+        cell.update(method=row["arm"], seed=row["seed"], ratio=row["ratio"])
+        if row["ratio"] == _DIGITS.ratio:
+            run["arms"][row["arm"]] = cell
+        run["sweep"].setdefault(row["arm"], []).append(cell)
+    for run in runs.values():
+        run["sweep"] = {m: cells for m, cells in run["sweep"].items() if len(cells) > 1}
+        ratios = {tuple(c["ratio"] for c in cells) for cells in run["sweep"].values()}
+        run["sweep_ratios"] = list(ratios.pop()) if len(ratios) == 1 else []
+    return [runs[s] for s in sorted(runs)]
