@@ -373,12 +373,13 @@ def value_grid(ax, mean, half=None, *, rows, cols, vmin: float = 0.0, vmax: floa
             if np.isnan(mean[i, j]):
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.92", edgecolor="0.55",
                                        hatch="///", lw=0))
-                ax.text(j, i, missing, ha="center", va="center", fontsize=9, color="0.25")
+                ax.text(j, i, missing, ha="center", va="center", fontsize=11, color="0.25")
                 continue
             text = f"{mean[i, j]:.0%}" + ("" if half is None else f"\n±{half[i, j]:.0%}")
             red, green, blue, _ = colormap((mean[i, j] - vmin) / (vmax - vmin))
             dark = 0.2126 * red + 0.7152 * green + 0.0722 * blue < 0.45  # relative luminance
-            ax.text(j, i, text, ha="center", va="center", fontsize=10, color="w" if dark else "k")
+            ax.text(j, i, text, ha="center", va="center", fontsize=11,
+                    color="w" if dark else "k")  # >= 9 pt at the book's column width
     ax.grid(False)
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])

@@ -1,7 +1,8 @@
-"""Write the generated numbers into README.md: each notebook's measured runtime (from its
+"""Write the generated numbers and sentences into README.md: each notebook's measured runtime (from its
 ``metadata.labkit.runtime_s``, written by ``make book``) and the CPU time of every committed
 result set (from its provenance). They sit between ``<!-- NAME -->`` and ``<!-- /NAME -->``
-marks, so README.md never holds a runtime typed by hand. ``make book`` runs this after executing
+marks, so README.md never holds a runtime typed by hand; each conclusion drawn from a result
+set sits between ``<!-- claim: ID -->`` and ``<!-- /claim -->``, worded from its verdict. ``make book`` runs this after executing
 the notebooks; ``--check`` exits 1 when README.md is stale (the test suite uses it).
 """
 
@@ -51,7 +52,21 @@ def results_table(root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+_CLAIM = re.compile(r"(<!-- claim: ([\w.-]+) -->).*?(<!-- /claim -->)", re.S)
+
+
+def claim_sentences(text: str, root: Path = ROOT) -> str:
+    """Each ``<!-- claim: ID -->...<!-- /claim -->`` span filled with the claim's sentence,
+    generated from its verdict in ``results/claims.json`` (:func:`labkit.claims.sentence`)."""
+    from labkit import claims
+
+    found = claims.load_claims(root / "results" / "claims.json")
+    return _CLAIM.sub(lambda m: m.group(1) + claims.sentence(m.group(2), found) + m.group(3),
+                      text)
+
+
 def stamp(text: str, root: Path = ROOT) -> str:
+    text = claim_sentences(text, root)
     for name, make in (("runtimes", runtimes_table), ("results", results_table)):
         pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
         if not pattern.search(text):

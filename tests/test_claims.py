@@ -1,7 +1,9 @@
-"""labkit.experiments.claims and the statistics it rests on (labkit.experiments.stats): each
-statistic against a well-kept library (scipy's permutation test and t interval, statsmodels'
-Holm, lifelines' interval-censored log-normal AFT fit), results/claims.json against the rows it
-was computed from, and the guard that keeps a notebook's conclusions within their verdicts."""
+"""labkit.claims (and its old home, labkit.experiments.claims) and the statistics it rests on
+(labkit.experiments.stats): each statistic against a well-kept library (scipy's permutation test
+and t interval, statsmodels' Holm, TOST and power, lifelines' interval-censored log-normal AFT
+fit), the familywise sign-flip adjustment against its closed form, results/claims.json against the
+rows it was computed from, the confirmatory status against the lock, the generated sentences and
+the guard that keeps a notebook's conclusions within their verdicts."""
 
 import json
 import math
@@ -117,6 +119,7 @@ def test_censored_power_law_agrees_with_lifelines_on_simulated_censored_times():
 def test_law_slopes_in_claims_agree_with_an_independent_lifelines_fit(stored, where):
     laws = [c for c in stored if c["kind"] == "law" and c["a"] == where
             and c["metric"] == "tau_mem"]
+    laws = [c for c in laws if c["estimate"] is not None]  # a law awaiting its rows: no fit
     assert laws
     for law in laws:
         assert law["estimate"] == pytest.approx(_lifelines_slope(law["observations"]), abs=1e-3)
@@ -152,7 +155,7 @@ def test_label_is_two_sided():
 
 
 def test_label_sensitivity_reads_every_pair_of_margins():
-    table = S.label_sensitivity([_row(0.15, 0.3)],
+    table = S.label_sensitivity([_row(0.08, 0.3)],
                                 lambda rows, m, g: S.label(rows[0], -1, m, g))
     assert len(table) == 9 and {(t["mem_margin"], t["ll_margin"]) for t in table} == {
         (m, g) for m in S.MEM_MARGINS for g in S.LL_MARGINS}
@@ -178,16 +181,13 @@ def test_every_declared_claim_is_in_the_file_once(stored):
 
 
 def _arm_rows():
-    out = []
-    for r in _raw_rows("table1"):
-        for method, arm in r["arms"].items():
-            out.append({**arm, "seed": r["seed"], "method": method})
-        for method, entries in r["sweep"].items():
-            out += [{**e, "seed": r["seed"], "method": method} for e in entries]
-        out.append({"seed": r["seed"], "method": "base",
-                    "probe_memorization": r["probe_memorization"],
-                    "null_memorization": r["null_memorization"]})
-    return out
+    out, bases = [], {}
+    for r in _raw_rows("table1"):  # one row per (run, arm, ratio)
+        out.append({**r, "method": r["arm"]})
+        bases.setdefault(r["seed"], {"seed": r["seed"], "method": "base",
+                                     "probe_memorization": r["probe_memorization"],
+                                     "null_memorization": r["null_memorization"]})
+    return out + list(bases.values())
 
 
 def _values(rows, where, metric, seed):
@@ -221,16 +221,34 @@ def test_paired_estimates_and_intervals_recompute_from_the_pairs(stored):
         assert c["estimate"] == pytest.approx(np.mean(diff), rel=1e-9, abs=1e-12), c["id"]
         assert c["interval"] == pytest.approx(list(res.confidence_interval(0.95)), rel=1e-6,
                                               abs=1e-9), c["id"]
-        assert c["p_sign_flip"] == pytest.approx(S.sign_flip_p(diff)), c["id"]
+        if len(diff) <= 16:
+            assert c["p_sign_flip"] == pytest.approx(S.sign_flip_p(diff)), c["id"]
+        else:  # too many pairs to enumerate: random sign assignments, never below the floor
+            assert c["p_sign_flip"] >= 2 / 2 ** len(diff), c["id"]
 
 
 def test_holm_adjustments_recompute_with_statsmodels(stored):
     from statsmodels.stats.multitest import multipletests
 
-    for family in C.FAMILIES:
-        members = [c for c in stored if c["family"] == family and c["p"] is not None]
-        want = multipletests([c["p"] for c in members], method="holm")[1]
-        assert [c["p_adjusted"] for c in members] == pytest.approx(list(want)), family
+    for family in {c["family"] for c in stored}:
+        members = [c for c in stored if c["family"] == family]
+        ps = [(c, "p_adjusted", c["p"]) for c in members if c["p"] is not None]
+        ps += [(c, "p_equivalence_adjusted", c["p_equivalence"]) for c in members
+               if c.get("p_equivalence") is not None]
+        if not ps:
+            continue
+        want = multipletests([p for _, _, p in ps], method="holm")[1]
+        assert [c[key] for c, key, _ in ps] == pytest.approx(list(want)), family
+
+
+def test_families_follow_the_declared_rule_and_the_derived_role(stored):
+    by_id = {c.id: c for c in C.CLAIMS}
+    for e in stored:
+        role = "confirmatory" if e["confirmatory"] else e["tier"]
+        assert e["family"] == f"{C.experiment_of(by_id[e['id']])}: {role}"
+        assert e["p"] is not None or e["p_reason"], e["id"]  # a p, or why not
+    with pytest.raises(ValueError, match="FAMILY_RULE"):
+        C.experiment_of(C.Claim("x", "s", "02", "primary", "paired", "nowhere", "m"))
 
 
 def test_law_observations_are_evaluation_steps_of_their_runs(stored):
@@ -248,20 +266,53 @@ def test_law_observations_are_evaluation_steps_of_their_runs(stored):
 
 
 def test_verdicts_follow_the_declared_rules(stored):
+    declared = {c.id: c for c in C.CLAIMS}
     for c in stored:
-        if c["family"] == "primary" and len(c["seeds"]) < C.PRIMARY_MIN_SEEDS:
+        seeds = declared[c["id"]].seeds
+        if c["tier"] == "primary" and (len(c["seeds"]) < C.PRIMARY_MIN_SEEDS or (
+                seeds is not None and set(c["seeds"]) != set(seeds))):
             assert c["verdict"] == "unresolved" and "awaits" in c["note"], c["id"]
-        assert c["awaits_seeds"] == (c["family"] == "primary"
-                                     and len(c["seeds"]) < C.PRIMARY_MIN_SEEDS)
-        if c["kind"] == "paired" and c["verdict"] != "unresolved":
-            assert c["p_adjusted"] < C.ALPHA and c["p_sign_flip"] < C.ALPHA, c["id"]
+            assert c["awaits_seeds"]
+        if c["kind"] == "paired" and c["verdict"] in ("supported", "contradicted"):
+            assert c["p_adjusted"] < C.ALPHA and c["p_sign_flip_adjusted"] < C.ALPHA, c["id"]
+            assert c["p_sign_flip_adjusted"] >= c["p_sign_flip"] - 1e-12
             assert (np.sign(c["estimate"]) == c["direction"]) == (c["verdict"] == "supported")
+        if c["verdict"] == "equivalent":
+            assert c["p_equivalence_adjusted"] < C.ALPHA, c["id"]
+        if c["verdict"] == "unresolved":
+            assert c["reason"] and c["note"], c["id"]  # every open verdict says why
         if c["kind"] == "paired" and len(c["pairs"]) <= 4:  # 2 / 2^k >= 0.125
             assert c["verdict"] == "unresolved", c["id"]
-        if c["kind"] == "label":
+        if c["kind"] == "label" and c["seeds"]:
             holds = {cell["value"]["holds"] for cell in c["sensitivity"]}
             assert len(c["sensitivity"]) == 9
-            assert (c["verdict"] == "unresolved") == (holds == {True, False}), c["id"]
+            if holds == {True, False}:
+                assert c["verdict"] == "unresolved", c["id"]
+            assert max(cell["mem_margin"] for cell in c["sensitivity"]) <= S.MEM_POINTS
+
+
+def test_a_verdict_that_turns_on_a_choice_is_unresolved_and_names_it(stored):
+    laws = [c for c in stored if c["kind"].startswith("law") and not c["awaits_seeds"]]
+    assert laws and all(c.get("choices") for c in laws)
+    for c in stored:
+        for choice in c.get("choices", []):
+            if choice["choice"] == "memorization mark":
+                assert [r["value"] for r in choice["readings"]] == list(C.MEM_MARKS)
+            verdicts = {r["verdict"] for r in choice["readings"]}
+            if len(verdicts) > 1 and c.get("reading"):
+                assert c["verdict"] == "unresolved" and "turns on the" in c["note"], c["id"]
+        if c.get("reading"):
+            assert c["reason"] == "a threshold it turns on"
+
+
+def test_leave_one_seed_out_reads_every_seed(stored):
+    for c in stored:
+        if c["loso"] is None:
+            assert len(c["seeds"]) < 2 or c["awaits_seeds"]
+            continue
+        assert c["loso"]["leave_outs"] == len(c["seeds"]), c["id"]
+        assert 0 <= c["loso"]["stability"] <= 1
+        assert {x["seed"] for x in c["loso"]["changes"]} <= set(c["seeds"])
 
 
 def test_a_primary_claim_with_few_seeds_is_unresolved_however_strong():
@@ -332,19 +383,27 @@ def test_the_readme_conclusions_are_within_their_verdicts(stored):
     assert C.text_problems(text, flipped)
 
 
-def test_claims_table_is_narrow_and_lists_a_notebooks_claims(stored):
+def test_claims_table_lists_a_notebooks_claims_with_what_they_mean(stored):
     table = C.claims_table("03", stored)
     lines = table.splitlines()
-    assert lines[0].startswith("| claim |") and len(lines) == 2 + sum(c["notebook"] == "03"
-                                                                      for c in stored)
-    assert max(len(line) for line in lines) <= 88
+    rows = [line for line in lines[2:] if line.startswith("| `")]
+    assert lines[0].startswith("| claim |") and lines[0].endswith("| what it means |")
+    assert len(rows) == sum(c["notebook"] == "03" for c in stored)
+    assert all(line.count("|") == 9 for line in rows)
     assert "| `t1_small_vs_control` |" in table
+    assert "02_approximation_separation.ipynb#how-to-read-a-verdict" in lines[-1]
+    assert "](#how-to-read-a-verdict)" in C.claims_table("02", stored).splitlines()[-1]
+    for c in stored:  # every open verdict's plain words say why
+        assert C.meaning(c).startswith("open: ") == (c["verdict"] == "unresolved"), c["id"]
+        assert c["verdict"] != "unresolved" or len(C.meaning(c)) > len("open: ")
 
 
 def test_labkit_claims_check_fails_on_a_stale_file(tmp_path, computed, monkeypatch):
     from labkit.cli import main
 
-    monkeypatch.setattr(C, "compute_claims", lambda: computed)
+    import labkit.claims
+
+    monkeypatch.setattr(labkit.claims, "compute_claims", lambda: computed)
     path = tmp_path / "claims.json"
     path.write_text(json.dumps({"claims": computed}))
     assert main(["claims", "--check", "--out", str(path)]) == 0
@@ -359,7 +418,7 @@ def test_sensitivity_table_marks_the_declared_margins(stored):
     table = C.sensitivity_table(entry, "runs_without_window")
     lines = table.splitlines()
     assert len(lines) == 2 + 3 and all(line.count("|") == 5 for line in lines)
-    assert lines[3].count("**") == 2  # the declared cell: 10 points, 0.25 nat
+    assert lines[4].count("**") == 2  # the declared cell: 10 points, 0.25 nat
     with pytest.raises(ValueError, match="label claim"):
         C.sensitivity_table(next(c for c in stored if c["kind"] == "paired"))
 
@@ -381,4 +440,106 @@ def test_claims_without_rows_are_unresolved_not_an_error(tmp_path):
     entries = C.compute_claims(tmp_path)  # a checkout without result sets
     assert [e["id"] for e in entries] == [c.id for c in C.CLAIMS]
     assert {e["verdict"] for e in entries} == {"unresolved"}
-    assert all(e["note"] in ("no rows", "awaits its seeds: 0 of 8 in the rows") for e in entries)
+    assert all(e["note"] == "no rows" or e["note"].startswith("awaits its seeds: 0 of")
+               for e in entries)
+
+
+# --- familywise sign flips, equivalence, power -----------------------------------------------------
+
+def test_sign_flip_minp_is_the_exact_p_alone_and_sidak_on_disjoint_seeds():
+    d = {0: 1.0, 1: 2.0, 2: 0.5, 3: 1.5}
+    raw, adjusted = C.sign_flip_minp([d])
+    assert raw == pytest.approx([S.sign_flip_p(list(d.values()))]) and adjusted == raw
+    # two claims on disjoint seeds, each with every difference positive: independent tests,
+    # so the adjusted p is 1 - (1 - p)^2 (Sidak), not Bonferroni's 2p and not p itself
+    other = {s + 4: v for s, v in d.items()}
+    raw, adjusted = C.sign_flip_minp([d, other])
+    p = 2 / 2**4
+    assert raw == pytest.approx([p, p])
+    assert adjusted == pytest.approx([1 - (1 - p) ** 2] * 2)
+    # the same seeds in both claims (perfect dependence): no price for the second test
+    assert C.sign_flip_minp([d, dict(d)])[1] == pytest.approx([p, p])
+
+
+def _fake(pairs, margin=None, direction=1):
+    claim = C.Claim("fake", "Arm a memorizes more than arm b.", "02", "secondary", "paired",
+                    "fig3", "m", {"arm": "a"}, {"arm": "b"}, direction=direction,
+                    margin=margin)
+    rows = [{"seed": s, "arm": arm, "m": v} for s, (x, y) in enumerate(pairs)
+            for arm, v in (("a", x), ("b", y))]
+    (entry,) = C.evaluate((claim,), {"fig3": rows})
+    return entry
+
+
+def test_equivalence_is_statsmodels_tost_and_a_possible_verdict():
+    from statsmodels.stats.weightstats import ttost_paired
+
+    rng = np.random.default_rng(3)
+    b = rng.normal(50, 5, 10)
+    a = b + rng.normal(0, 0.3, 10)
+    entry = _fake(list(zip(a, b)), margin=2.0)
+    assert entry["p_equivalence"] == pytest.approx(ttost_paired(a, b, -2.0, 2.0)[0])
+    assert entry["verdict"] == "equivalent" and "equivalent" in C.sentence("fake", [entry]).lower()
+    assert _fake(list(zip(a, b)), margin=0.01)["verdict"] == "unresolved"  # the guard
+    assert _fake(list(zip(b + 3, b)), margin=2.0)["verdict"] == "supported"
+
+
+def test_minimal_detectable_effect_has_the_stated_power():
+    from statsmodels.stats.power import TTestPower
+
+    mde = C.minimal_detectable_effect(5.0, 24)
+    assert TTestPower().power(effect_size=mde / 5.0, nobs=24, alpha=0.05) == pytest.approx(0.8)
+    assert C.minimal_detectable_effect(5.0, 1) is None
+    entry = _fake([(1.0, 0.0), (0.0, 1.0), (2.0, 1.5), (1.0, 1.2), (0.5, 0.6)])
+    assert entry["verdict"] == "unresolved" and entry["mde"] > 0
+    assert "80% power" in C.meaning(entry) or "too few seeds" in C.meaning(entry)
+
+
+def test_confirmatory_only_under_a_lock_that_froze_the_current_declaration():
+    lock = C.lock_digest()
+    assert lock is not None
+    frozen = C.claim("fig3_width_mem_n16")
+    rows = [{**r, "_provenance": {"claims_lock": lock}} for r in
+            [{"seed": s, "dim": 8, "n": 16, "width": w, "weight_decay": 0.0,
+              "memorization": 0.5 + 0.01 * s + (0.3 if w == 256 else 0)}
+             for s in range(8) for w in (256, 16)]]
+    (entry,) = C.evaluate((frozen,), {"fig3": rows})
+    assert entry["confirmatory"] and entry["family"] == "fig3: confirmatory"
+    changed = C.Claim(**{**frozen.__dict__, "statement": "Another declaration."})
+    (entry,) = C.evaluate((changed,), {"fig3": rows})
+    assert not entry["confirmatory"] and entry["family"] == "fig3: primary"
+    unstamped = [{k: v for k, v in r.items() if k != "_provenance"} for r in rows]
+    assert not C.evaluate((frozen,), {"fig3": unstamped})[0]["confirmatory"]
+
+
+def test_the_committed_lock_holds_every_declaration_unchanged():
+    frozen = C.read_lock()["freezes"][-1]["claims"]
+    assert [c.id for c in C.CLAIMS if c.id in frozen
+            and frozen[c.id] != C.declaration_digest(c)] == []
+
+
+# --- generated sentences and the sentence-level guard ----------------------------------------------
+
+def test_generated_sentences_match_their_verdicts_and_fail_when_flipped(stored):
+    for c in stored:
+        text = f"<!-- claim: {c['id']} -->{C.sentence(c['id'], stored)}"
+        assert C.text_problems(text, stored) == [], c["id"]
+        flipped = [{**x, "verdict": "supported" if x["verdict"] != "supported" else "unresolved"}
+                   for x in stored]
+        assert C.text_problems(text, flipped), c["id"]
+    with pytest.raises(ValueError, match="claim_id"):
+        C.sentence("no_such_claim", stored)
+
+
+def test_the_guard_reads_sentences_not_paragraphs():
+    claims = [{"id": "shown", "verdict": "supported",
+               "statement": "Random pruning lowers memorization against the control."}]
+    ok = "<!-- claim: shown --> Random pruning lowers memorization. The next cell prints it."
+    assert C.text_problems(ok, claims) == []
+    addon = ("<!-- claim: shown --> Random pruning lowers memorization. So pruning slows the "
+             "re-memorization that fine-tuning brings.")
+    assert "unmarked conclusion" in C.text_problems(addon, claims)[0]
+    restated = "As the runs show, random pruning lowers memorization against the control."
+    assert "restates the claim" in C.text_problems(restated, claims)[0]
+    hedged = "Small-t and random pruning could not tell apart here."
+    assert C.text_problems(hedged, claims)

@@ -533,9 +533,13 @@ def test_two_student_ids_get_different_answers_each_graded_full_marks(stem, edit
                for sid, nb in runs.items()}
     same = [n for n in VARIED_ANSWERS[stem] if answers[first][n] == answers[second][n]]
     assert not same, f"{stem}: {same} are the same for {first} and {second}: {answers}"
-    copied = nbformat.from_dict(runs[second])
-    copied.cells.append(nbformat.v4.new_code_cell(
-        "\n".join(f"{n} = {value}" for n, value in answers[first].items())))
+    copied = nbformat.from_dict(runs[second])  # each solution cell ends on the first's values
+    for cell in copied.cells:
+        if cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
+            cell.source += "".join(f"\n{n} = {value}" for n, value in answers[first].items()
+                                   if re.search(rf"^{n} = ", cell.source, re.M))
+    assert all(f"{n} = {v}" in "".join(c.source for c in copied.cells)
+               for n, v in answers[first].items())
     results = grade_all({**runs, "copied": copied}, paths["zip"], tmp_path / "graded",
                         paths["student"].name)
     for sid in VARIANT_IDS:

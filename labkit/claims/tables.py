@@ -10,9 +10,14 @@ from .verdicts import load_claims
 
 __all__ = ["VERDICT_GUIDE", "claims_table", "sensitivity_table", "choices_table"]
 
-# Where the tables send a reader for the meaning of their columns (notebook 02's box).
-VERDICT_GUIDE = ("How to read a verdict: the box of that name in notebook 02 "
-                 "(02_approximation_separation, section 3)")
+# Where the tables send a reader for the meaning of their columns: notebook 02's box, a
+# heading (its anchor, in the notebook and in the book).
+VERDICT_GUIDE = "how-to-read-a-verdict"
+
+
+def _guide(notebook: str) -> str:
+    page = "" if notebook == "02" else "02_approximation_separation.ipynb"
+    return f"*[How to read a verdict]({page}#{VERDICT_GUIDE}): what each column says.*"
 
 
 def _p(value) -> str:
@@ -26,12 +31,13 @@ def _loso(c) -> str:
     return f"{loso['leave_outs'] - len(loso['changes'])}/{loso['leave_outs']}"
 
 
-def claims_table(notebook: str, claims=None, ids=None, guide: str | None = VERDICT_GUIDE) -> str:
+def claims_table(notebook: str, claims=None, ids=None, guide: bool = True) -> str:
     """A Markdown table of a notebook's claims (``claims``: dicts as computed, default
     ``results/claims.json``; ``ids``: only these, in this order): id, estimate [95% interval]
     (memorization in points), Holm-adjusted p, the adjusted exact sign-flip p, seeds, the
     leave-one-seed-out readings that keep the verdict, the verdict and what it means
-    (:func:`~labkit.claims.prose.meaning`); ``guide``: a line under the table (None: none)."""
+    (:func:`~labkit.claims.prose.meaning`); ``guide``: a line under the table that links
+    notebook 02's "How to read a verdict"."""
     claims = load_claims() if claims is None else claims
     picked = [c for c in claims if c["notebook"] == notebook and (ids is None or c["id"] in ids)]
     if ids is not None:
@@ -46,7 +52,7 @@ def claims_table(notebook: str, claims=None, ids=None, guide: str | None = VERDI
                      f"{_p(c.get('p_adjusted'))} | {_p(c.get('p_sign_flip_adjusted'))} | "
                      f"{len(c['seeds'])} | {_loso(c)} | {c['verdict']} | {meaning(c)} |")
     if guide:
-        lines += ["", f"*{guide}.*"]
+        lines += ["", _guide(notebook)]
     return "\n".join(lines)
 
 

@@ -85,7 +85,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         grids=_study_grids(),
         purpose="memorization and log-likelihood against training steps, n = 16-128: the d = 8 "
                 "mixture and the 2-D toy at width 256 (8 seeds), the 2-D toy at width 64 (3 seeds) "
-                "(Bonnaire et al.'s training-time law)",
+                "(Bonnaire et al.'s training-time law); the 2-D toy at width 256 on 8 more seeds "
+                "(8-15, confirmatory) with n = 128 trained 128,000 steps",
     ),
 }
 

@@ -438,7 +438,7 @@ def split_seed_row(row: dict) -> list[dict]:
 
 def table1_runs(rows, seeds=None) -> list[dict]:
     """Table 1's rows (one per run, arm and ratio: :func:`table1_arm`) gathered per run, in seed
-    order: ``{"seed", "probe_steps", "probe_memorization", "null_memorization", "arms": {arm:
+    order: ``{"seed", "n", "probe_steps", "probe_memorization", "null_memorization", "arms": {arm:
     metrics at the protocol's ratio}, "sweep": {arm: [metrics per ratio, ascending]},
     "sweep_ratios"}``. ``seeds`` keeps those runs only. A run holds whichever arms have rows."""
     runs = {}
@@ -446,7 +446,7 @@ def table1_runs(rows, seeds=None) -> list[dict]:
         if seeds is not None and row["seed"] not in seeds:
             continue
         run = runs.setdefault(row["seed"], {
-            "seed": row["seed"], "probe_steps": row["probe_steps"],
+            "seed": row["seed"], "n": row["n"], "probe_steps": row["probe_steps"],
             "probe_memorization": row["probe_memorization"],
             "null_memorization": row["null_memorization"], "arms": {}, "sweep": {}})
         cell = {k: row[k] for k in ("memorization", "fd", "precision", "recall", "params",
