@@ -432,7 +432,8 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
             superseded += stale
             log(f"{name}: {len(stale)} rows of {path.name} do not match the current grid, defaults "
                 f"or version; kept under 'superseded' ({_reasons(stale)}); --drop-stale drops them")
-        _log_code(name, list(done.values()), log)
+        _log_code(name, list(done.values()), log,
+                  user_digest(_module_provenance(name, exp)["module"]))
     missing = [c for k, c in keyed if k not in done]
     todo = missing if limit is None else missing[:limit]
     workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
@@ -609,14 +610,20 @@ def _reasons(stale: list) -> str:
     return "; ".join(f"{n} {reason}" for reason, n in counts.items())
 
 
-def _log_code(name: str, rows: list, log) -> None:
-    """Say how many stored rows ran the current labkit code, other code, or unrecorded code."""
-    now = labkit_digest()
-    same = sum(1 for r in rows if (r.get("provenance") or {}).get("labkit_digest") == now)
-    unknown = sum(1 for r in rows if not (r.get("provenance") or {}).get("labkit_digest"))
-    other = len(rows) - same - unknown
+def _log_code(name: str, rows: list, log, user: dict | None = None) -> None:
+    """Say how many stored rows ran the current code (labkit's sources and, for a user's
+    experiment, the ``user`` modules of :func:`user_digest`), other code, or unrecorded code."""
+    now, mine = labkit_digest(), (user or {}).get("digest")
+
+    def same(made):
+        return made.get("labkit_digest") == now and (
+            mine is None or (made.get("user_code") or {}).get("digest") == mine)
+    made = [r.get("provenance") or {} for r in rows]
+    current = sum(1 for m in made if same(m))
+    unknown = sum(1 for m in made if not m.get("labkit_digest"))
+    other = len(rows) - current - unknown
     if other or unknown:
-        log(f"{name}: of {len(rows)} stored rows, {same} ran the current labkit code, {other} "
+        log(f"{name}: of {len(rows)} stored rows, {current} ran the current code, {other} "
             f"other code, {unknown} code with no recorded digest; `labkit verify` recomputes "
             "rows to check them against the current code")
 

@@ -57,7 +57,7 @@ def test_verify_fails_on_a_planted_wrong_row_and_passes_on_the_true_one(tmp_path
     planted = json.loads(json.dumps(data))
     planted["rows"][0]["result"]["memorization"][-1] += 0.05
     bad = tmp_path / "planted.json"
-    bad.write_text(json.dumps(planted))
+    bad.write_text(json.dumps(_resealed(planted)))  # a wrong number, not a hand edit
     assert results.verify(bad, rows=1, cheapest=False, seed=0, log=lambda m: None) is False or \
         results.verify(bad, rows=2, log=lambda m: None) is False
     assert results.verify(out, rows=2, log=lambda m: None) is True
@@ -66,7 +66,7 @@ def test_verify_fails_on_a_planted_wrong_row_and_passes_on_the_true_one(tmp_path
     planted_early = json.loads(json.dumps(data))
     for row in planted_early["rows"]:
         row["result"]["log_likelihood"][1] -= 1.0
-    bad.write_text(json.dumps(planted_early))
+    bad.write_text(json.dumps(_resealed(planted_early)))
     assert results.verify(bad, rows=2, max_steps=100, log=lambda m: None) is False
 
 
@@ -138,6 +138,16 @@ def test_a_result_set_is_computed_by_one_process_at_a_time(tmp_path, tiny_experi
     finally:
         held.close()
     assert len(results.run_results("tiny_test", out, log=lambda m: None)["rows"]) == 2
+
+
+def _resealed(doc):
+    """``doc`` with its row and file checksums renewed: a file whose numbers are wrong but
+    consistent with its checksums (as a run of wrong code writes them), which only a
+    recomputation can catch."""
+    rows = [{**r, "checksum": results.row_checksum(r)} for r in doc["rows"]]
+    out = {**doc, "rows": rows}
+    out["checksum"] = results.file_checksum(out)
+    return out
 
 
 def _write_rows(path, data, rows):
@@ -303,7 +313,7 @@ def test_a_users_experiment_runs_resumes_and_verifies_from_the_command_line(user
     planted = json.loads(path.read_text())
     for row in planted["rows"]:
         row["result"]["value"][1] += 1.0
-    (user_module / "planted.json").write_text(json.dumps(planted))
+    (user_module / "planted.json").write_text(json.dumps(_resealed(planted)))
     check = _labkit("verify", "planted.json", "--rows", "4", "--max-steps", "20", cwd=user_module)
     assert check.returncode == 1 and "MISMATCH in value" in check.stdout
 
