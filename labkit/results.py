@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import importlib
 import inspect
 import json
@@ -44,6 +45,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from .store import row_key
 
 __all__ = ["RESULTS_DIR", "resolve", "experiment_for", "full_config", "storable", "load_results",
            "run_results", "results_table", "verify", "provenance_problems", "check_checksums",
@@ -206,8 +209,6 @@ def _keep_rejected(label: str, key: str, config: dict, result) -> Path:
 def _row_key(fn, config: dict, version) -> str | None:
     """A row's key (:func:`labkit.store.row_key`), or None when its config no longer fits the
     point function (a parameter it names was removed)."""
-    from .store import row_key
-
     try:
         return row_key(fn, config, version)
     except ValueError:
@@ -414,6 +415,8 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
     fn = resolve(spec)
     version = exp.version
     keyed = [(_row_key(fn, c, version), c) for c in configs]
+    module = _module_provenance(name, exp)
+    code = _code_provenance(fn, device, module["module"])
     done, superseded, old, stale = {}, [], {}, []
     if path.exists():
         old = load_results(path)
@@ -432,8 +435,7 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
             superseded += stale
             log(f"{name}: {len(stale)} rows of {path.name} do not match the current grid, defaults "
                 f"or version; kept under 'superseded' ({_reasons(stale)}); --drop-stale drops them")
-        _log_code(name, list(done.values()), log,
-                  user_digest(_module_provenance(name, exp)["module"]))
+        _log_code(name, list(done.values()), log, code)
     missing = [c for k, c in keyed if k not in done]
     todo = missing if limit is None else missing[:limit]
     workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
@@ -445,10 +447,9 @@ def _run_locked(name, exp, spec, configs, path, device, n_jobs, limit, scheduler
     provenance = {"command": "labkit " + " ".join(sys.argv[1:]) if sys.argv and "labkit" in sys.argv[0]
                   else f"labkit results run {name}",
                   "commit": _git_commit(), "labkit": __version__, "torch": torch.__version__,
-                  "device": device, "threads": 1, **_module_provenance(name, exp),
+                  "device": device, "threads": 1, **module,
                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
-    code = _code_provenance(fn, device, _module_provenance(name, exp)["module"])
 
     def write():
         order = {k: i for i, (k, _) in enumerate(keyed)}
@@ -531,10 +532,10 @@ def merge_results(path, other, log=print) -> int:
             if problems:
                 raise ValueError(f"{where}: {'; '.join(problems[:3])}")
         fn = resolve(data["point_fn"])
-        index = {row_key_of(fn, r["config"], r.get("version", 1)): r for r in data["rows"]}
+        index = {row_key(fn, r["config"], r.get("version", 1)): r for r in data["rows"]}
         added = 0
         for row in extra["rows"]:
-            key = row_key_of(fn, row["config"], row.get("version", 1))
+            key = row_key(fn, row["config"], row.get("version", 1))
             mine = index.get(key)
             if mine is None:
                 data["rows"].append(_with_checksum(row))
@@ -578,7 +579,7 @@ def _partition(fn, rows, version, current: set, spec: str) -> tuple[dict, list]:
     for row in rows:
         row_version = row.get("version", 1)
         try:
-            key = row_key_of(fn, row["config"], row_version)
+            key = row_key(fn, row["config"], row_version)
             reason = None
         except ValueError as exc:
             key, reason = None, f"its config no longer fits {spec}: {exc}"
@@ -595,13 +596,6 @@ def _partition(fn, rows, version, current: set, spec: str) -> tuple[dict, list]:
     return done, stale
 
 
-def row_key_of(fn, config: dict, version) -> str:
-    """:func:`labkit.store.row_key`; ValueError when ``config`` no longer fits ``fn``."""
-    from .store import row_key
-
-    return row_key(fn, config, version)
-
-
 def _reasons(stale: list) -> str:
     counts = {}
     for row in stale:
@@ -610,10 +604,10 @@ def _reasons(stale: list) -> str:
     return "; ".join(f"{n} {reason}" for reason, n in counts.items())
 
 
-def _log_code(name: str, rows: list, log, user: dict | None = None) -> None:
-    """Say how many stored rows ran the current code (labkit's sources and, for a user's
-    experiment, the ``user`` modules of :func:`user_digest`), other code, or unrecorded code."""
-    now, mine = labkit_digest(), (user or {}).get("digest")
+def _log_code(name: str, rows: list, log, code: dict) -> None:
+    """Say how many stored rows ran the current ``code`` (:func:`_code_provenance`: labkit's
+    sources and, for a user's experiment, its modules), other code, or unrecorded code."""
+    now, mine = code["labkit_digest"], (code.get("user_code") or {}).get("digest")
 
     def same(made):
         return made.get("labkit_digest") == now and (
@@ -928,6 +922,7 @@ def _commit_after_start(row) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)  # a commit's time never changes; a file names few commits
 def _commit_time(commit: str):
     try:
         out = subprocess.run(["git", "show", "-s", "--format=%cI", commit],
