@@ -81,13 +81,17 @@ notebooks: venv
 
 # Benchmarks (not part of `make test`): bench/search.py times labkit's exact search, its GEMM,
 # faiss-cpu and scikit-learn, each library in a process of its own, best of 7, and writes the
-# book's performance page, docs/performance.md (date, CPU, the BLAS each library loaded).
+# book's performance page, docs/performance.md (date, CPU, the BLAS each library loaded);
+# then bench/topk.py (about two minutes) times the truncated top-k empirical score beside the
+# full one at CIFAR scale and adds its section to the page.
 BENCH_THREADS ?= 2
 bench: venv
 	if [ -x $(UV) ]; then $(UV) pip install -q --python $(PY) -e ".[bench]"; \
 	else $(PY) -m pip install -q -e ".[bench]"; fi
 	OMP_NUM_THREADS=$(BENCH_THREADS) MKL_NUM_THREADS=$(BENCH_THREADS) \
 	  $(PY) bench/search.py --markdown docs/performance.md
+	OMP_NUM_THREADS=$(BENCH_THREADS) MKL_NUM_THREADS=$(BENCH_THREADS) \
+	  $(PY) bench/topk.py --markdown docs/performance.md
 
 # Lay out every notebook's code cells at 88 columns (Black, comments rewrapped; exercise cells are
 # left to their author): `make format`, or `make format NOTEBOOKS=notebooks/02_*.ipynb` for some.

@@ -15,10 +15,12 @@ __all__ = ["WORDS_PER_MINUTE", "MINUTES_PER_CODE_CELL", "MINUTES_PER_EXERCISE", 
 
 WORDS_PER_MINUTE = 200
 MINUTES_PER_CODE_CELL = 1.0
-# Pen-and-paper derivations take longest; a predict-then-check exercise is a prediction, one
-# number and a sentence.
-MINUTES_PER_EXERCISE = {"derive": 15.0, "change": 10.0, "predict": 8.0}
-_KIND = re.compile(r"^### Exercise \d+ \((derive|change|predict)", re.M)
+# Pen-and-paper derivations take longest; computing a closed form (a sum, a probability) or
+# measuring with a given experiment is like changing one; a predict-then-check exercise is a
+# prediction, one number and a sentence.
+MINUTES_PER_EXERCISE = {"derive": 15.0, "change": 10.0, "compute": 10.0, "measure": 10.0,
+                        "predict": 8.0}
+_KIND = re.compile(r"^### Exercise \d+ \((\w+)", re.M)
 _HIDDEN = {"remove-cell", "exercise-check"}
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+")
 
@@ -41,7 +43,11 @@ def student_minutes(nb) -> dict[str, float]:
             if "solution" in tags:
                 continue
             words += len(_WORD.findall(cell.source))
-            exercises += sum(MINUTES_PER_EXERCISE[k] for k in _KIND.findall(cell.source))
+            for kind in _KIND.findall(cell.source):
+                if kind not in MINUTES_PER_EXERCISE:
+                    raise ValueError(f"nb: exercise kind {kind!r} has no time; the kinds: "
+                                     f"{', '.join(MINUTES_PER_EXERCISE)}")
+                exercises += MINUTES_PER_EXERCISE[kind]
         elif cell.cell_type == "code" and not in_exercises:
             code_cells += 1
     reading = words / WORDS_PER_MINUTE

@@ -23,11 +23,12 @@ One file per concept, in the order the notebooks introduce them:
 - ``widgets``   explorers over pure ``render(...) -> Figure`` functions        (all)
 
 Around them: ``experiments`` (the paper's protocols: point functions, grids, the paper's
-numbers), ``results`` (the committed result sets ``results/<NAME>.json`` and their
-verification), ``store`` and ``dispatch`` (where results are kept and where rows run) and ``cli``
-(every command), ``claims`` (the notebooks' conclusions computed from the result sets). The
-modules sit in layers, interface > claims > runs > experiments > algorithms > store, each
-importing only from its own layer and those below (``docs/architecture.md``; the contract in
+numbers), ``results`` (the committed result sets ``results/<NAME>.json``; their
+``verification``, ``provenance``, ``result_rows`` and ``result_file`` beside it), ``store``
+and ``dispatch`` (where results are kept and where rows run) and ``cli`` (every command),
+``claims`` (the notebooks' conclusions computed from the result sets). The modules sit in
+layers, interface > claims > runs > experiments > algorithms > store, each importing only
+from its own layer and those below (``docs/architecture.md``; the contract in
 ``pyproject.toml`` is checked by ``make test``). The course tooling (student editions,
 autograders) lives outside the library, in a checkout's ``course/`` package.
 

@@ -215,8 +215,8 @@ def _claims_main(argv) -> int:
     from . import claims as _claims
 
     parser = argparse.ArgumentParser(prog="labkit claims",
-                                     description="Compute every declared claim of notebooks 02 and "
-                                     "03 from the result sets (labkit.claims).")
+                                     description="Compute every declared claim of notebooks 02-04 "
+                                     "from the result sets (labkit.claims).")
     parser.add_argument("--out", default=None, help="claims file (default results/claims.json)")
     parser.add_argument("--check", action="store_true",
                         help="recompute and compare with the file instead of writing it")

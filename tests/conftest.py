@@ -174,20 +174,25 @@ def dask_cluster():
 # schedules every test alone, nbval's cells included.)
 
 EXERCISES = "tests/test_exercises.py::"
-OWN_SCOPE = {EXERCISES + name for name in (
-    "test_grading_scores_blanks_and_mistakes_zero_and_solutions_full",
-    "test_two_student_ids_get_different_answers_each_graded_full_marks",
-    "test_a_folder_of_submissions_grades_into_one_table",
-    "test_student_book_holds_no_solution_and_serves_student_notebooks")}
 GRADING = EXERCISES + "test_grading_scores_blanks_and_mistakes_zero_and_solutions_full"
 VARIANTS = EXERCISES + "test_two_student_ids_get_different_answers_each_graded_full_marks"
-SLOW_FIRST = ("tests/test_autograder.py", f"{GRADING}[03_pruning_mitigation]",
+FOLDER = EXERCISES + "test_a_folder_of_submissions_grades_into_one_table"
+STUDENT_BOOK = EXERCISES + "test_student_book_holds_no_solution_and_serves_student_notebooks"
+FRESH_ENV = ("tests/test_autograder.py::"
+             "test_a_fresh_environment_from_the_zip_grades_full_marks_and_zero")
+GRADESCOPE = "tests/test_gradescope.py::test_the_zip_grades_under_gradescopes_run_autograder"
+GRADEBOOK = "tests/test_gradebook.py::test_two_students_are_graded_merged_and_exported"
+OWN_SCOPE = {GRADING, VARIANTS, FOLDER, STUDENT_BOOK, FRESH_ENV, GRADESCOPE, GRADEBOOK}
+# The first worker builds the course's editions, then the autograder's venv (course_editions
+# and the grading fixture share them on disk across workers), while the other grades with the
+# editions; the tests that need the venv come once it is likely built.
+SLOW_FIRST = (f"{FRESH_ENV}[02_approximation_separation]", f"{GRADING}[03_pruning_mitigation]",
               f"{GRADING}[02_approximation_separation]", f"{GRADING}[01_estimation_separation]",
-              f"{VARIANTS}[00_primer]", f"{VARIANTS}[02_approximation_separation]",
-              EXERCISES + "test_student_book_holds_no_solution_and_serves_student_notebooks",
-              f"{GRADING}[00_primer]",
-              EXERCISES + "test_a_folder_of_submissions_grades_into_one_table",
-              "tests/test_book.py", "tests/test_jupyterlab.py")
+              f"{VARIANTS}[02_approximation_separation]", f"{VARIANTS}[00_primer]",
+              f"{FRESH_ENV}[00_primer]", f"{GRADESCOPE}[02_approximation_separation]",
+              f"{GRADESCOPE}[00_primer]", STUDENT_BOOK, f"{GRADING}[04_open_questions]",
+              f"{GRADING}[00_primer]", GRADEBOOK, FOLDER, "tests/test_book.py",
+              "tests/test_jupyterlab.py")
 
 
 def test_scope(nodeid: str) -> str:
@@ -213,3 +218,55 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(items):
     rank = {scope: i for i, scope in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(test_scope(item.nodeid), len(rank)))  # stable
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's builds, made once per test session and shared by every worker: the editions of
+# the notebooks with exercises (``make exercises``), which tests/test_exercises.py,
+# test_autograder.py, test_gradescope.py and test_gradebook.py read and never write, and the
+# autograder's fresh environment (tests/test_autograder.py). The workers' temporary folders
+# share a parent; the first worker to ask builds there under a file lock, the others wait on
+# the lock and read the same folder. A build that failed leaves no ``done.json`` and is redone.
+
+def shared_build(tmp_path_factory, name: str, build):
+    """``build(folder)`` once per test session, in ``<shared tmp>/name``: returns what it
+    returned (JSON: the first call's value, read back by every later one)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # /tmp/pytest-of-<user>/pytest-N/, above each popen-gwK/
+    folder, done = base / name, base / name / "done.json"
+    with filelock.FileLock(str(base / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            value = build(folder)
+            tmp = done.with_suffix(".tmp")
+            tmp.write_text(json.dumps(value), encoding="utf-8")
+            os.replace(tmp, done)
+    return json.loads(done.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def shared_builds(tmp_path_factory):
+    """``shared_builds(name, build)``: ``shared_build`` in this session's shared folder."""
+    return lambda name, build: shared_build(tmp_path_factory, name, build)
+
+
+@pytest.fixture(scope="session")
+def course_editions(tmp_path_factory) -> dict[str, dict[str, Path]]:
+    """``build_student_edition`` of every notebook with exercises, built once per session:
+    ``{stem: {"student", "handout", "autograder", "zip", "rubric": Path}}``."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from course.editions import assignment_notebooks, build_student_edition
+
+    notebooks = assignment_notebooks(ROOT / "notebooks")
+    if not notebooks:
+        pytest.skip("no notebook carries exercises")
+
+    def build(folder: Path) -> dict:
+        built = build_student_edition(notebooks, folder)
+        return {stem: {k: str(p) for k, p in paths.items()} for stem, paths in built.items()}
+
+    built = shared_build(tmp_path_factory, "course-editions", build)
+    return {stem: {k: Path(p) for k, p in paths.items()} for stem, paths in built.items()}

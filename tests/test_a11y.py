@@ -52,7 +52,7 @@ def site(book_site) -> Path:
 # module are checked: axe's contrast rule takes seconds on each.
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PAGES = ["index.html", *(f"notebooks/{path.stem}.html" for path in NOTEBOOKS), "background.html",
-         "paper-scale.html", "api.html", "bibliography.html", "course.html", "genindex.html",
+         "architecture.html", "paper-scale.html", "performance.html", "api.html", "bibliography.html", "course.html", "genindex.html",
          "py-modindex.html", "prf-prf.html", "_modules/index.html", "_modules/labkit/scores.html", SEARCH]
 
 

@@ -14,8 +14,8 @@ lives and where it writes: in the venv and in otter's folder under the scratch f
 installed labkit does not know the checkout (``repo_root()`` is None), so nothing is written
 into it.
 
-The venv is built once per test session and shared by both notebooks' tests (the file is one
-xdist scope). Where a host
+The venv is built once per test session and shared by every test that grades in it, on
+either worker (tests/conftest.py's ``shared_build``). Where a host
 that the requirements name cannot be reached (torch's CPU index, on an offline machine), pip is
 told not to retry it (``PIP_RETRIES=0``): it would otherwise wait on it for every package.
 """
@@ -36,7 +36,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from course.editions import ENV_CELL, build_student_edition  # noqa: E402
+from course.editions import ENV_CELL  # noqa: E402
 
 pytestmark = pytest.mark.slow
 STEMS = ("00_primer", "02_approximation_separation")
@@ -108,19 +108,25 @@ def install_requirements(source: Path, venv_dir: Path, env: dict, uv: str | None
 
 
 @pytest.fixture(scope="session")
-def grading(tmp_path_factory):
-    """(the built editions of 00 and 02, the venv's directory, a scratch root)."""
-    build = tmp_path_factory.mktemp("build")
-    editions = build_student_edition([ROOT / "notebooks" / f"{s}.ipynb" for s in STEMS], build)
-    scratch = tmp_path_factory.mktemp("grade")
-    source = scratch / "autograder"
-    with zipfile.ZipFile(editions[STEMS[0]]["zip"]) as zf:
-        zf.extractall(source)
-    venv_dir = scratch / "venv"
-    uv = _uv()
-    env = _clean_env(scratch, venv_dir)
-    install_requirements(source, venv_dir, dict(env, **_caches(uv)), uv)
-    return editions, venv_dir, scratch
+def grading(course_editions, shared_builds, tmp_path_factory):
+    """(the built editions, the venv's directory, a scratch root of this worker).
+
+    The venv is built once per test session, from 00's zip, and shared by every worker and
+    test that grades in it (``shared_build``, tests/conftest.py): this file's and
+    tests/test_gradescope.py's."""
+
+    def build(folder: Path) -> str:
+        source = folder / "autograder"
+        with zipfile.ZipFile(course_editions[STEMS[0]]["zip"]) as zf:
+            zf.extractall(source)
+        venv_dir = folder / "venv"
+        uv = _uv()
+        env = _clean_env(folder, venv_dir)
+        install_requirements(source, venv_dir, dict(env, **_caches(uv)), uv)
+        return str(venv_dir)
+
+    venv_dir = Path(shared_builds("autograder-venv", build))
+    return course_editions, venv_dir, tmp_path_factory.mktemp("grade")
 
 
 def _graded(nb_path: Path, folder: Path, mark: Path) -> Path:

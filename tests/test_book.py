@@ -63,7 +63,8 @@ PAGE_TIMEOUT = 60  # seconds for MathJax and the widget manager to finish on a b
 
 # The reading order: the landing page, the lessons, the reference pages, the course guide.
 PAGES = ["index", *(f"notebooks/{path.stem}" for path in NOTEBOOKS),
-         "background", "paper-scale", "api", "bibliography", "course"]
+         "background", "architecture", "paper-scale", "performance", "api", "bibliography",
+         "course"]
 
 
 @pytest.fixture(scope="module")

@@ -389,7 +389,7 @@ def test_claims_table_lists_a_notebooks_claims_with_what_they_mean(stored):
     rows = [line for line in lines[2:] if line.startswith("| `")]
     assert lines[0].startswith("| claim |") and lines[0].endswith("| what it means |")
     assert len(rows) == sum(c["notebook"] == "03" for c in stored)
-    assert all(line.count("|") == 9 for line in rows)
+    assert all(line.count("|") == 7 for line in rows)
     assert "| `t1_small_vs_control` |" in table
     assert "02_approximation_separation.ipynb#how-to-read-a-verdict" in lines[-1]
     assert "](#how-to-read-a-verdict)" in C.claims_table("02", stored).splitlines()[-1]

@@ -39,9 +39,9 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from course.editions import ENV_CELL, assignment_notebooks, build_student_edition, results_read_by  # noqa: E402
+from course.editions import ENV_CELL, assignment_notebooks, results_read_by  # noqa: E402
 from course.questions import exercise_points, questions  # noqa: E402
-from course.reading import WORDS_PER_MINUTE, student_minutes  # noqa: E402
+from course.reading import MINUTES_PER_EXERCISE, WORDS_PER_MINUTE, student_minutes  # noqa: E402
 from course.references import render_citations  # noqa: E402
 from course.runtime import RUNTIME_MARK, format_runtime, runtime_line, stamp_runtime  # noqa: E402
 
@@ -98,14 +98,27 @@ PLANTED = {
         "shared_heads = 0\n"
         'paper_lower_memorization = "small-t importance"\n'
         'paper_lower_fid = "small-t importance"'),
+    "ex04_wiener": (  # the noise variance sigma_t^2 taken as t
+        "def wiener(x, t, m, v):\n"
+        "    alpha = math.exp(-t / 2)\n"
+        "    return m + alpha * v / (alpha**2 * v + t) * (x - alpha * m)"),
+    "ex04_chance_jaccard": (  # the ratio of the expected sizes for the expected ratio
+        "def chance_jaccard(H, k):\n"
+        "    shared = k * k / H\n"
+        "    return shared / (2 * k - shared)"),
+    "ex04_deciding_window": (  # section 1's n = 16 kept, and the medium window guessed
+        "mem_by_window = {w: open_questions.window_hybrid(w, EX_SEED, num_samples=EX_SAMPLES)"
+        "['memorization'] for w in open_questions.TOY_WINDOWS}\n"
+        'deciding_window = "medium"\n'
+        "share = 0.5"),
 }
 
 
-@pytest.fixture(scope="session")  # session: the file's xdist groups interleave on a worker
-def editions(tmp_path_factory):
-    if not NOTEBOOKS:
-        pytest.skip("no notebook carries exercises")
-    return build_student_edition(NOTEBOOKS, tmp_path_factory.mktemp("build"))
+@pytest.fixture(scope="session")
+def editions(course_editions):
+    """Every edition of every notebook with exercises, built once per test session and shared
+    by the workers and the course's test files (``course_editions``, tests/conftest.py)."""
+    return course_editions
 
 
 def read(path):
@@ -326,6 +339,11 @@ def test_student_minutes_count_words_code_cells_and_exercises():
     assert t["code"] == 1 and t["exercises"] == 15
     assert abs(t["reading"] - (2 + 7 / WORDS_PER_MINUTE)) < 1e-9  # the headings are read too
     assert t["total"] == pytest.approx(t["reading"] + t["code"] + t["exercises"])
+    nb.cells[3].source = "### Exercise 1 (measure): a (2 points)"
+    assert student_minutes(nb)["exercises"] == MINUTES_PER_EXERCISE["measure"]
+    nb.cells[3].source = "### Exercise 1 (guess): a (2 points)"  # a kind with no time
+    with pytest.raises(ValueError, match="'guess'"):
+        student_minutes(nb)
 
 
 def test_format_runtime():
@@ -483,19 +501,27 @@ def with_student_id(nb, student_id: str):
     return out
 
 
-def answers_of(nb, names, folder: Path) -> dict[str, str]:
-    """Run the code of ``nb`` (otter's cells left out) in a kernel: ``{name: repr(value)}``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cells = [nbformat.from_dict(c) for c in nb.cells
-             if c.cell_type == "code" and "grader." not in c.source and "otter." not in c.source]
-    cells.append(nbformat.v4.new_code_cell(
-        f"import json\nprint(json.dumps({{n: repr(globals()[n]) for n in {list(names)!r}}}))"))
-    run = nbformat.v4.new_notebook(cells=cells)
-    for i, cell in enumerate(run.cells):
-        cell.id = f"cell-{i}"
-    NotebookClient(run, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()
-    return json.loads(run.cells[-1].outputs[-1]["text"])
+def with_answers_written(nb, names, path: Path):
+    """A copy of ``nb`` whose last cell writes ``{name: repr(value)}`` of ``names`` to ``path``
+    (JSON), so that grading the copy also reports the answers it graded."""
+    out = nbformat.from_dict(nb)
+    out.cells.append(nbformat.v4.new_code_cell(
+        f"with open({str(path)!r}, 'w') as _answers_file:\n"
+        f"    __import__('json').dump({{n: repr(globals()[n]) for n in {list(names)!r}}},"
+        " _answers_file)"))
+    return out
+
+
+def with_answers_read(nb, names, path: Path):
+    """A copy of ``nb`` whose solution cells end by setting each of ``names`` they assign to
+    the value that ``path`` (written by ``with_answers_written``) holds."""
+    out = nbformat.from_dict(nb)
+    for cell in out.cells:
+        if cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
+            cell.source += "".join(
+                f"\n{n} = eval(__import__('json').load(open({str(path)!r}))[{n!r}])"
+                for n in names if re.search(rf"^{n} = ", cell.source, re.M))
+    return out
 
 
 def test_the_student_edition_asks_for_the_student_id(editions):
@@ -528,20 +554,20 @@ def test_two_student_ids_get_different_answers_each_graded_full_marks(stem, edit
     paths = editions[stem]
     solved = exercise_part(read(paths["autograder"]))
     first, second = VARIANT_IDS
-    runs = {sid: with_student_id(solved, sid) for sid in VARIANT_IDS}
-    answers = {sid: answers_of(nb, VARIED_ANSWERS[stem], tmp_path / "kernel" / sid)
-               for sid, nb in runs.items()}
-    same = [n for n in VARIED_ANSWERS[stem] if answers[first][n] == answers[second][n]]
+    names = VARIED_ANSWERS[stem]
+    files = {kind: tmp_path / f"answers-{kind}.json" for kind in (*VARIANT_IDS, "copied")}
+    runs = {sid: with_answers_written(with_student_id(solved, sid), names, files[sid])
+            for sid in VARIANT_IDS}
+    # graded after the first id (one otter process grades the runs in order): the second id's
+    # notebook, each solution cell ending on the values the first id's graded run wrote
+    copied = with_answers_read(with_student_id(solved, second), names, files[first])
+    assert sum(c.source.count(str(files[first])) for c in copied.cells) == len(names)
+    runs["copied"] = with_answers_written(copied, names, files["copied"])
+    results = grade_all(runs, paths["zip"], tmp_path / "graded", paths["student"].name)
+    answers = {kind: json.loads(path.read_text()) for kind, path in files.items()}
+    same = [n for n in names if answers[first][n] == answers[second][n]]
     assert not same, f"{stem}: {same} are the same for {first} and {second}: {answers}"
-    copied = nbformat.from_dict(runs[second])  # each solution cell ends on the first's values
-    for cell in copied.cells:
-        if cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
-            cell.source += "".join(f"\n{n} = {value}" for n, value in answers[first].items()
-                                   if re.search(rf"^{n} = ", cell.source, re.M))
-    assert all(f"{n} = {v}" in "".join(c.source for c in copied.cells)
-               for n, v in answers[first].items())
-    results = grade_all({**runs, "copied": copied}, paths["zip"], tmp_path / "graded",
-                        paths["student"].name)
+    assert answers["copied"] == answers[first], answers
     for sid in VARIANT_IDS:
         for name, test in by_question(results[sid]).items():
             assert test["score"] == test["max_score"] > 0, f"{stem} {sid}: {name}\n{test['output']}"

@@ -7,7 +7,8 @@ exceeds the question's points. ``export_roster`` writes the totals as Canvas's o
 import columns, or fills in the LMS's own export (the roster), and refuses students off the
 roster and unscored written answers. The first tests use small hand-written grading folders;
 the hand-outs' links to other pages become the book's address or plain text; the last grades
-two students' variants of notebook 00 with ``otter run`` and takes them, through ``python -m
+two students' variants of notebook 00 with ``otter run`` (one handed in as the zip that the
+notebook's export cell writes, one as the notebook) and takes them, through ``python -m
 course``, to the CSV an LMS imports (its hand-out's links resolving inside the zip).
 """
 
@@ -141,15 +142,14 @@ def test_student_id_of_reads_the_id_cell():
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("gradebook")
-def test_two_students_are_graded_merged_and_exported(tmp_path, monkeypatch, capsys):
-    from course.editions import build_student_edition
-
+def test_two_students_are_graded_merged_and_exported(course_editions, tmp_path, monkeypatch,
+                                                     capsys):
     sys.path.insert(0, str(ROOT / "tests"))
     from test_exercises import exercise_part, with_student_id
 
     monkeypatch.setenv("LABKIT_FAST", "1")
     instructor = ROOT / "notebooks" / "00_primer.ipynb"
-    paths = build_student_edition([instructor], tmp_path / "build")["00_primer"]
+    paths = course_editions["00_primer"]  # built by build_student_edition (tests/conftest.py)
     assert links_resolve(paths["handout"]) == []  # the next notebook's link became text
     with zipfile.ZipFile(paths["handout"]) as zf:
         handed = zf.read(paths["student"].name).decode()
@@ -159,7 +159,8 @@ def test_two_students_are_graded_merged_and_exported(tmp_path, monkeypatch, caps
     folder.mkdir()
     solved = exercise_part(nbformat.read(paths["autograder"], as_version=4))
     blank = exercise_part(nbformat.read(paths["student"], as_version=4))
-    nbformat.write(with_student_id(solved, "s1001"), folder / "ada.ipynb")
+    with zipfile.ZipFile(folder / "ada.zip", "w") as zf:  # as the export cell hands it in
+        zf.writestr(paths["student"].name, nbformat.writes(with_student_id(solved, "s1001")))
     nbformat.write(with_student_id(blank, "s1002"), folder / "bob.ipynb")
     grades = tmp_path / "grades" / "00_primer"
     course_main(["grade", str(paths["zip"]), str(folder), "--out", str(grades),
@@ -218,3 +219,14 @@ def links_resolve(handout: Path) -> list[str]:
     targets = [m.group(1).split("#")[0] for c in nb.cells if c.cell_type == "markdown"
                for m in re.finditer(r"\]\(([^)\s]+)\)", c.source)]
     return [t for t in targets if t and not t.startswith(("http:", "https:")) and t not in names]
+
+
+def test_every_handout_holds_what_its_links_name(course_editions, tmp_path):
+    dead = tmp_path / "dead.zip"  # the check itself: a link to a page the zip lacks
+    with zipfile.ZipFile(dead, "w") as zf:
+        zf.writestr("x.ipynb", nbformat.writes(nbformat.v4.new_notebook(cells=[
+            nbformat.v4.new_markdown_cell("[next](01_x.ipynb), [data](results/a.json)")])))
+        zf.writestr("results/a.json", "{}")
+    assert links_resolve(dead) == ["01_x.ipynb"]
+    for stem, paths in course_editions.items():
+        assert links_resolve(paths["handout"]) == [], stem

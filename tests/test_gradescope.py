@@ -10,7 +10,10 @@ zip's own ``run_otter.py`` runs with that folder for ``/autograder`` in the fres
 tests/test_autograder.py builds from the zip's requirements, and the results Gradescope would
 show are read: for notebooks 00 and 02, the instructor notebook under one student id scores
 full marks on every coded question, the blank student notebook zero, and the written questions
-are not in the results (Gradescope grades them by hand).
+are not in the results (Gradescope grades them by hand). The uploads are each notebook's
+exercise part (otter's init cell, the environment and setup cells and the exercises, as
+tests/test_exercises.py grades them); tests/test_autograder.py grades the whole notebooks in
+the same venv.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from course.editions import ENV_CELL  # noqa: E402
 from course.questions import questions  # noqa: E402
 from test_autograder import STEMS, _clean_env, grading  # noqa: E402, F401  (the fixture)
 
@@ -54,7 +58,7 @@ def gradescope_layout(zip_path: Path, submission: Path, root: Path) -> Path:
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_the_zip_grades_under_gradescopes_run_autograder(grading, stem, tmp_path):
-    from test_exercises import with_student_id
+    from test_exercises import exercise_part, with_student_id
 
     editions, venv_dir, _ = grading
     paths = editions[stem]
@@ -62,7 +66,9 @@ def test_the_zip_grades_under_gradescopes_run_autograder(grading, stem, tmp_path
                                                        as_version=4)) if q.manual}
     scores = {}
     for kind in ("autograder", "student"):
-        nb = nbformat.read(paths[kind], as_version=4)
+        full = nbformat.read(paths[kind], as_version=4)
+        nb = exercise_part(full)  # with the environment cell, after otter's init cell
+        nb.cells.insert(1, next(c for c in full.cells if c.source == ENV_CELL))
         if kind == "autograder":
             nb = with_student_id(nb, "s2001")
         upload = tmp_path / kind / paths["student"].name

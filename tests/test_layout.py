@@ -48,7 +48,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 TIMEOUT = 60  # seconds for MathJax and the widgets on a busy 2-core machine
 
 PAGES = ["index.html", *(f"notebooks/{path.stem}.html" for path in NOTEBOOKS), "background.html",
-         "paper-scale.html", "api.html", "bibliography.html", "course.html", "genindex.html",
+         "architecture.html", "paper-scale.html", "performance.html", "api.html",
+         "bibliography.html", "course.html", "genindex.html",
          "py-modindex.html", "prf-prf.html", "search.html?q=empirical_score"]
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from labkit import cli, experiments, results
+from labkit import cli, experiments, results, verification
 from labkit.experiments import Experiment
 
 
@@ -411,7 +411,7 @@ def test_verify_recomputes_in_an_empty_cache(user_module, monkeypatch):
         return point(spec, config, device, threads)
 
     results.run_results("my_experiments:ring_time", "ring.json", log=lambda m: None)
-    monkeypatch.setattr(results, "_one_row", recording)
+    monkeypatch.setattr(verification, "_one_row", recording)  # the row verify recomputes
     assert results.verify("ring.json", rows=2, log=lambda m: None)
     assert len(seen) == 2 and all(c and "labkit-verify-" in c for c in seen)
     assert os.environ["LABKIT_CACHE"] == str(user_module / "cache")  # restored afterwards

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from labkit import cli, experiments, results
+from labkit import cli, experiments, provenance, results, verification
 from labkit.experiments import Experiment
 
 TINY_CURVE = {"mixture": "gmm4", "dim": 2, "n": 8, "width": [8, 16], "depth": 1, "steps": 300,
@@ -59,7 +59,8 @@ def _no_recomputing(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a row was recomputed")
 
-    monkeypatch.setattr(results, "_one_row", refuse)
+    monkeypatch.setattr(results, "_one_row", refuse)  # a run's rows
+    monkeypatch.setattr(verification, "_one_row", refuse)  # verify's recomputations
 
 
 # ----------------------------------------------------------- 1. no row is lost (issue 29, item 1)
@@ -216,10 +217,10 @@ def test_bare_rows_are_listed_until_stamped(tiny, capsys):
 
 def test_a_commit_created_after_the_row_started_is_reported_and_set_aside(tiny, monkeypatch):
     started = dt.datetime.fromisoformat(_read(tiny)["rows"][0]["provenance"]["started"])
-    monkeypatch.setattr(results, "_commit_time", lambda commit: started - dt.timedelta(hours=1))
+    monkeypatch.setattr(provenance, "_commit_time", lambda commit: started - dt.timedelta(hours=1))
     assert results.provenance_problems(tiny) == []  # a commit made before the run: fine
     assert results.set_aside_late_commits(tiny, log=quiet) == 0
-    monkeypatch.setattr(results, "_commit_time", lambda commit: started + dt.timedelta(hours=1))
+    monkeypatch.setattr(provenance, "_commit_time", lambda commit: started + dt.timedelta(hours=1))
     problems = results.provenance_problems(tiny)
     assert len(problems) == 2 and all("after the row's computation started" in p
                                       for p in problems)

@@ -1,4 +1,4 @@
-"""Every conclusion that notebooks 02 and 03 and the README draw from a committed result set,
+"""Every conclusion that notebooks 02, 03 and 04 and the README draw from a committed result set,
 declared once as a :class:`Claim` in :data:`CLAIMS` (:mod:`labkit.claims.declarations`) and
 computed from the rows by :func:`compute_claims` (``labkit claims`` writes
 ``results/claims.json``); ``labkit claims freeze`` records each declaration's digest in

@@ -34,23 +34,24 @@ def _loso(c) -> str:
 def claims_table(notebook: str, claims=None, ids=None, guide: bool = True) -> str:
     """A Markdown table of a notebook's claims (``claims``: dicts as computed, default
     ``results/claims.json``; ``ids``: only these, in this order): id, estimate [95% interval]
-    (memorization in points), Holm-adjusted p, the adjusted exact sign-flip p, seeds, the
-    leave-one-seed-out readings that keep the verdict, the verdict and what it means
+    (memorization in points), Holm-adjusted p and the adjusted exact sign-flip p (one column),
+    seeds with the leave-one-seed-out readings that keep the verdict (one column), the verdict
+    and what it means
     (:func:`~labkit.claims.prose.meaning`); ``guide``: a line under the table that links
     notebook 02's "How to read a verdict"."""
     claims = load_claims() if claims is None else claims
     picked = [c for c in claims if c["notebook"] == notebook and (ids is None or c["id"] in ids)]
     if ids is not None:
         picked.sort(key=lambda c: list(ids).index(c["id"]))
-    lines = ["| claim | estimate [95% interval] | p (Holm) | exact p (adj.) | seeds "
-             "| kept leaving a seed out | verdict | what it means |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| claim | estimate [95% interval] | p: Holm, exact (adj.) "
+             "| seeds (kept leaving one out) | verdict | what it means |",
+             "|---|---|---|---|---|---|"]
     for c in picked:
         interval = (f" [{fmt(c['interval'][0], c['unit'])}, "
                     f"{fmt(c['interval'][1], c['unit'])}]" if c.get("interval") else "")
         lines.append(f"| `{c['id']}` | {fmt(c['estimate'], c['unit'])}{interval} | "
-                     f"{_p(c.get('p_adjusted'))} | {_p(c.get('p_sign_flip_adjusted'))} | "
-                     f"{len(c['seeds'])} | {_loso(c)} | {c['verdict']} | {meaning(c)} |")
+                     f"{_p(c.get('p_adjusted'))}, {_p(c.get('p_sign_flip_adjusted'))} | "
+                     f"{len(c['seeds'])} ({_loso(c)}) | {c['verdict']} | {meaning(c)} |")
     if guide:
         lines += ["", _guide(notebook)]
     return "\n".join(lines)

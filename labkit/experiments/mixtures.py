@@ -164,6 +164,76 @@ def _source_digest(fn) -> str | None:
         return None
 
 
+def _training_points(mixture: str, data, dim, n, num_components: int, mean_std: float,
+                     duplicate_fraction: float, duplicate_copies: int, generator):
+    """:func:`_training_set`, with ``duplicate_fraction`` of the points then repeated
+    ``duplicate_copies`` times (drawn with ``generator``)."""
+    from ..data import with_duplicates
+
+    points, draw, log_prob, dim = _training_set(mixture, data, dim, n, num_components,
+                                                mean_std, generator)
+    if duplicate_fraction > 0 and duplicate_copies > 1:
+        points = with_duplicates(points, duplicate_fraction, duplicate_copies,
+                                 generator=generator)
+    return points, draw, log_prob, dim
+
+
+def _train_score(model, points, steps: int, batch_size: int, lr: float, weight_decay: float,
+                 t_min: float, t_max: float, generator, **options):
+    """Train ``model`` on ``points`` by noise prediction (DSM weighted by sigma_t^2, times
+    log-uniform on ``[t_min, t_max]``) with AdamW (:func:`labkit.train.train`; ``options``:
+    its callbacks, evaluation steps and checkpoint); the training history.
+
+    :func:`labkit.train.train` draws batches without replacement (a batch is at most the
+    whole set), so a small set is tiled up to one batch: every step sees ``batch_size`` noisy
+    copies, and the empirical law (uniform over the rows) is unchanged."""
+    from ..losses import LogUniformTime, dsm_noise_loss
+    from ..train import TrainConfig, train
+
+    tiled = points.repeat(math.ceil(batch_size / points.shape[0]), 1)
+    return train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
+                 TrainConfig(steps=steps, batch_size=batch_size, lr=lr,
+                             weight_decay=weight_decay),
+                 generator=generator, progress=False, **options)
+
+
+def _lipschitz(model, points, t: float, generator, device) -> dict:
+    """``lipschitz_max`` and ``lipschitz_median``: the spectral norm of the trained score's
+    Jacobian at time ``t`` over 64 diffused training points (drawn with ``generator``; see
+    :func:`labkit.capacity.lipschitz_constant`), what weight decay acts on."""
+    from ..capacity import _draw, lipschitz_constant
+
+    probe, _ = _draw(points, 64, t, t, generator)
+    lip = lipschitz_constant(model.score, probe.to(device), t).cpu()
+    return {"lipschitz_max": float(lip.max()), "lipschitz_median": float(lip.median())}
+
+
+def _curve_results(history, model, points, fresh, log_prob, generator, device) -> dict:
+    """The result of :func:`mixture_curve` but its samples and ``wall_s``: the curves (one
+    value per evaluation), the final network's Lipschitz constants at t = 0.01, the null
+    rate and reference log-likelihood of the ``fresh`` draws, ``params`` and ``n_total``."""
+    from ..metrics import memorization_ratio
+
+    curve = {"steps": [int(e["step"]) for e in history.evals],
+             "memorization": [e["memorization"] for e in history.evals]}
+    if log_prob is not None:
+        curve["log_likelihood"] = [e["log_likelihood"] for e in history.evals]
+    # mean training loss since the previous evaluation (at step 0: the first batch's loss)
+    bounds = [0] + curve["steps"][1:]
+    curve["train_loss"] = [float(np.mean(history.loss[max(a, 0):max(b, 1)]))
+                           for a, b in zip([0] + bounds[:-1], bounds)]
+    out = {
+        **curve,
+        **_lipschitz(model, points, 0.01, generator, device),
+        "null_memorization": None if fresh is None else memorization_ratio(fresh, points),
+        "reference_log_likelihood": None if fresh is None or log_prob is None
+        else float(log_prob(fresh).mean()),
+        "params": model.num_parameters(),
+        "n_total": int(points.shape[0]),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256, depth: int = 2,
                   weight_decay: float = 0.0,
                   steps: int = 4000, batch_size: int = 128, lr: float = 3e-3,
@@ -197,12 +267,7 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
     a sampler has no ``null_memorization``; without a log-density, no ``log_likelihood`` and
     ``reference_log_likelihood``.
     """
-    from ..capacity import _draw, lipschitz_constant
-    from ..data import with_duplicates
-    from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
-    from ..losses import LogUniformTime, dsm_noise_loss
-    from ..train import TrainConfig, train
 
     start = time.perf_counter()
     args = locals()
@@ -214,13 +279,12 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
     grid = eval_steps(steps, first_eval, evals_per_octave)
     dev = _checks.device(device)
     g = torch.Generator().manual_seed(seed)
-    points, draw, log_prob, dim = _training_set(mixture, data, dim, n, num_components, mean_std, g)
-    if duplicate_fraction > 0 and duplicate_copies > 1:
-        points = with_duplicates(points, duplicate_fraction, duplicate_copies, generator=g)
+    points, draw, log_prob, dim = _training_points(mixture, data, dim, n, num_components,
+                                                   mean_std, duplicate_fraction,
+                                                   duplicate_copies, g)
     fresh = None if draw is None else draw(num_samples, generator=g)
     model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
     g_train = torch.Generator(device=dev).manual_seed(seed + 1)
-    tiled = points.repeat(math.ceil(batch_size / points.shape[0]), 1)
 
     evaluator = _CurveProbe(points, log_prob, num_samples,
                             dict(steps=sample_steps, t_min=t_min, t_max=t_max),
@@ -229,34 +293,9 @@ def mixture_curve(dim: int | None = None, n: int | None = None, width: int = 256
     # so far) lives in a cache folder named by this run's arguments
     folder = run_dir("mixture_curve", {"config": config, "version": CURVE_VERSION})
     checkpoint = folder / "train.pt"
-    history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
-                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr,
-                                weight_decay=weight_decay),
-                    generator=g_train, callbacks=(evaluator,), eval_at=grid, progress=False,
-                    checkpoint=checkpoint)
-    curve = {"steps": [int(e["step"]) for e in history.evals],
-             "memorization": [e["memorization"] for e in history.evals]}
-    if log_prob is not None:
-        curve["log_likelihood"] = [e["log_likelihood"] for e in history.evals]
-    # mean training loss since the previous evaluation (at step 0: the first batch's loss)
-    bounds = [0] + curve["steps"][1:]
-    curve["train_loss"] = [float(np.mean(history.loss[max(a, 0):max(b, 1)]))
-                           for a, b in zip([0] + bounds[:-1], bounds)]
-    # the spectral norm of the trained score's Jacobian at t = 0.01 over 64 diffused training
-    # points (see labkit.capacity.lipschitz_constant): what weight decay acts on
-    probe, _ = _draw(points, 64, 0.01, 0.01, g)
-    lip = lipschitz_constant(model.score, probe.to(dev), 0.01).cpu()
-    out = {
-        **curve,
-        "lipschitz_max": float(lip.max()),
-        "lipschitz_median": float(lip.median()),
-        "null_memorization": None if fresh is None else memorization_ratio(fresh, points),
-        "reference_log_likelihood": None if fresh is None or log_prob is None
-        else float(log_prob(fresh).mean()),
-        "params": model.num_parameters(),
-        "n_total": int(points.shape[0]),
-    }
-    out = {k: v for k, v in out.items() if v is not None}
+    history = _train_score(model, points, steps, batch_size, lr, weight_decay, t_min, t_max,
+                           g_train, callbacks=(evaluator,), eval_at=grid, checkpoint=checkpoint)
+    out = _curve_results(history, model, points, fresh, log_prob, g, dev)
     if keep_samples:  # rounded to 1e-4: enough for a scatter plot, a quarter of the file size
         out["samples"] = [[round(v, 4) for v in p] for p in evaluator.samples.tolist()]
         out["train"] = [[round(v, 4) for v in p] for p in points.tolist()]
@@ -307,29 +346,10 @@ def training_time_study(data, *, width: int = 256, steps: int = 16000, seeds=(0,
 
     gen_nats = stats.GEN_NATS if gen_nats is None else gen_nats
     mem_points = stats.MEM_POINTS if mem_points is None else mem_points
-    if isinstance(seeds, int) or not seeds:
-        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-    if null_memorization is not None and holdout is not None:
-        raise ValueError("pass null_memorization (a rate) or holdout (points to measure it "
-                         "on), not both")
-    if null_memorization is not None:
-        if (isinstance(null_memorization, bool) or not isinstance(null_memorization, (int, float))
-                or not 0 <= null_memorization <= 1):
-            raise ValueError(f"null_memorization must be a rate in [0, 1], got "
-                             f"{null_memorization!r}")
-        null_memorization = float(null_memorization)
-    for key in ("data", "mixture", "seed", "width", "steps"):
-        if key in curve:
-            raise ValueError(f"{key} is set by training_time_study itself, not through curve")
+    null_memorization = _check_study(data, seeds, null_memorization, holdout, ns, curve)
     named = isinstance(data, str)
     if named and "dim" not in curve:
         curve["dim"] = 2
-    if named and "n" not in curve and ns is None:
-        raise ValueError(f"data={data!r} is a registered law: pass n (how many training points) "
-                         "or ns (several sizes)")
-    if named and holdout is not None:
-        raise ValueError(f"holdout needs your own points; data={data!r} is a registered law "
-                         "whose sampler gives fresh draws")
     held = None
     if not named:
         cloud = data if isinstance(data, PointCloud) else PointCloud(data)
@@ -356,22 +376,59 @@ def training_time_study(data, *, width: int = 256, steps: int = 16000, seeds=(0,
         for seed in seeds:
             where = {"mixture": run_on} if named else {"data": run_on}
             row = mixture_curve(width=width, steps=steps, seed=seed, **where, **extra)
-            if source in ("given", "held-out split"):
-                if "null_memorization" in row:  # the sampler's, kept beside the one used
-                    row["sampler_null_memorization"] = row["null_memorization"]
-                row["null_memorization"] = null
-            row = {**config, **row, "seed": seed, "null_source": source}
-            if held is not None:
-                row["n_held_out"] = int(held.shape[0])
-            wanted = [t for t, cols in stats.COLUMNS_NEEDED.items()
-                      if all(c in row for c in cols)]
-            times = stats.training_times(row, gen_nats, mem_points, times=wanted) if wanted else {}
-            row["tau_mem"], row["tau_gen"] = times.get("tau_mem"), times.get("tau_gen")
+            row = _study_row(row, config, seed, source, null, held, gen_nats, mem_points)
             rows.append(row)
             if log is not None:
                 log(f"n {row['n']}, seed {seed}: tau_mem {row['tau_mem']}, tau_gen "
                     f"{row['tau_gen']} ({row['wall_s']:.0f} s)")
     return Table(rows)
+
+
+def _check_study(data, seeds, null_memorization, holdout, ns, curve) -> float | None:
+    """The arguments of :func:`training_time_study` checked (ValueError naming the wrong
+    one); ``null_memorization`` as a float (or None)."""
+    if isinstance(seeds, int) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    if null_memorization is not None and holdout is not None:
+        raise ValueError("pass null_memorization (a rate) or holdout (points to measure it "
+                         "on), not both")
+    if null_memorization is not None:
+        if (isinstance(null_memorization, bool) or not isinstance(null_memorization, (int, float))
+                or not 0 <= null_memorization <= 1):
+            raise ValueError(f"null_memorization must be a rate in [0, 1], got "
+                             f"{null_memorization!r}")
+        null_memorization = float(null_memorization)
+    for key in ("data", "mixture", "seed", "width", "steps"):
+        if key in curve:
+            raise ValueError(f"{key} is set by training_time_study itself, not through curve")
+    named = isinstance(data, str)
+    if named and "n" not in curve and ns is None:
+        raise ValueError(f"data={data!r} is a registered law: pass n (how many training points) "
+                         "or ns (several sizes)")
+    if named and holdout is not None:
+        raise ValueError(f"holdout needs your own points; data={data!r} is a registered law "
+                         "whose sampler gives fresh draws")
+    return null_memorization
+
+
+def _study_row(row: dict, config: dict, seed: int, source, null, held, gen_nats: float,
+               mem_points: float) -> dict:
+    """One row of :func:`training_time_study`: the curve ``row`` with the run's ``config``,
+    the null rate it used (``null``, from ``source``; the sampler's kept beside it), the
+    held-out count and the training times read off."""
+    from . import stats
+
+    if source in ("given", "held-out split"):
+        if "null_memorization" in row:  # the sampler's, kept beside the one used
+            row["sampler_null_memorization"] = row["null_memorization"]
+        row["null_memorization"] = null
+    row = {**config, **row, "seed": seed, "null_source": source}
+    if held is not None:
+        row["n_held_out"] = int(held.shape[0])
+    wanted = [t for t, cols in stats.COLUMNS_NEEDED.items() if all(c in row for c in cols)]
+    times = stats.training_times(row, gen_nats, mem_points, times=wanted) if wanted else {}
+    row["tau_mem"], row["tau_gen"] = times.get("tau_mem"), times.get("tau_gen")
+    return row
 
 
 def _sizes(ns, data, curve, split: bool = False) -> list:
@@ -502,37 +559,24 @@ def memorization_point(dim: int | None = None, n: int | None = None, width: int 
     :func:`lipschitz_constant`), and with ``keep_samples`` the samples and the training set as
     nested lists.
     """
-    from ..capacity import _draw, lipschitz_constant
-    from ..data import with_duplicates
     from ..metrics import memorization_ratio
     from ..nets import ScoreMLP
     from ..sampling import sample
-    from ..losses import LogUniformTime, dsm_noise_loss
-    from ..train import TrainConfig, train
 
     dev = _checks.device(device)
     g = torch.Generator().manual_seed(seed)
-    data, draw, log_prob, dim = _training_set(mixture, data, dim, n, num_components, mean_std, g)
-    if duplicate_fraction > 0 and duplicate_copies > 1:
-        data = with_duplicates(data, duplicate_fraction, duplicate_copies, generator=g)
+    data, draw, log_prob, dim = _training_points(mixture, data, dim, n, num_components, mean_std,
+                                                 duplicate_fraction, duplicate_copies, g)
     model = ScoreMLP(dim, width=width, depth=depth, generator=g).to(dev)
     gd = torch.Generator(device=dev).manual_seed(seed + 1)
-    # labkit.train draws batches without replacement (a batch is at most the whole set), so a
-    # small set is tiled up to one batch: every step sees batch_size noisy copies, and the
-    # empirical law (uniform over the rows) is unchanged.
-    tiled = data.repeat(math.ceil(batch_size / data.shape[0]), 1)
-    history = train(model, partial(dsm_noise_loss, t_sampler=LogUniformTime(t_min, t_max)), tiled,
-                    TrainConfig(steps=steps, batch_size=batch_size, lr=lr,
-                                weight_decay=weight_decay),
-                    generator=gd, progress=False)
+    history = _train_score(model, data, steps, batch_size, lr, weight_decay, t_min, t_max, gd)
     model.eval()
     with torch.no_grad():
         samples = sample(model.score, num_samples, dim, steps=sample_steps, t_min=t_min, t_max=t_max,
                          method="sde", generator=gd, device=dev).cpu()
         fresh = None if draw is None else draw(num_samples, generator=g)
         tail = history.loss[-max(steps // 10, 1):]
-        probe, _ = _draw(data, 64, lipschitz_t, lipschitz_t, g)
-    lip = lipschitz_constant(model.score, probe.to(dev), lipschitz_t).cpu()
+    lip = _lipschitz(model, data, lipschitz_t, g, dev)
     with torch.no_grad():
         out = {
             "memorization": memorization_ratio(samples, data),
@@ -543,8 +587,7 @@ def memorization_point(dim: int | None = None, n: int | None = None, width: int 
             "params": model.num_parameters(),
             "train_loss": sum(tail) / len(tail),
             "n_total": int(data.shape[0]),
-            "lipschitz_max": float(lip.max()),
-            "lipschitz_median": float(lip.median()),
+            **lip,
         }
         out = {k: v for k, v in out.items() if v is not None}
     if keep_samples:
