@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sps
 
 from labkit import results
@@ -73,6 +75,17 @@ def test_holm_is_statsmodels_and_passes_none_through():
     want = multipletests([0.01, 0.04, 0.03, 0.2], method="holm")[1]
     assert got[1] is None
     assert [got[i] for i in (0, 2, 3, 4)] == pytest.approx(list(want))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1e-9, 0.001, 0.01, 0.02, 0.05, 0.3, 0.9, 1.0]) |
+                st.floats(0, 1), min_size=1, max_size=30))
+def test_holm_equals_statsmodels_on_any_family(ps):
+    # ties, zeros and ones included: the adjustment is statsmodels' to rounding
+    from statsmodels.stats.multitest import multipletests
+
+    want = multipletests(ps, method="holm")[1]
+    assert S.holm(ps) == pytest.approx(list(want), rel=1e-12, abs=1e-15)
 
 
 def _lifelines_slope(obs):
