@@ -176,13 +176,12 @@ def dask_cluster():
 EXERCISES = "tests/test_exercises.py::"
 GRADING = EXERCISES + "test_grading_scores_blanks_and_mistakes_zero_and_solutions_full"
 VARIANTS = EXERCISES + "test_two_student_ids_get_different_answers_each_graded_full_marks"
-FOLDER = EXERCISES + "test_a_folder_of_submissions_grades_into_one_table"
 STUDENT_BOOK = EXERCISES + "test_student_book_holds_no_solution_and_serves_student_notebooks"
 FRESH_ENV = ("tests/test_autograder.py::"
              "test_a_fresh_environment_from_the_zip_grades_full_marks_and_zero")
 GRADESCOPE = "tests/test_gradescope.py::test_the_zip_grades_under_gradescopes_run_autograder"
 GRADEBOOK = "tests/test_gradebook.py::test_two_students_are_graded_merged_and_exported"
-OWN_SCOPE = {GRADING, VARIANTS, FOLDER, STUDENT_BOOK, FRESH_ENV, GRADESCOPE, GRADEBOOK}
+OWN_SCOPE = {GRADING, VARIANTS, STUDENT_BOOK, FRESH_ENV, GRADESCOPE, GRADEBOOK}
 # The first worker builds the course's editions, then the autograder's venv (course_editions
 # and the grading fixture share them on disk across workers), while the other grades with the
 # editions; the tests that need the venv come once it is likely built.
@@ -191,7 +190,7 @@ SLOW_FIRST = (f"{FRESH_ENV}[02_approximation_separation]", f"{GRADING}[03_prunin
               f"{VARIANTS}[02_approximation_separation]", f"{VARIANTS}[00_primer]",
               f"{FRESH_ENV}[00_primer]", f"{GRADESCOPE}[02_approximation_separation]",
               f"{GRADESCOPE}[00_primer]", STUDENT_BOOK, f"{GRADING}[04_open_questions]",
-              f"{GRADING}[00_primer]", GRADEBOOK, FOLDER, "tests/test_book.py",
+              f"{GRADING}[00_primer]", GRADEBOOK, "tests/test_book.py",
               "tests/test_jupyterlab.py")
 
 

@@ -452,34 +452,6 @@ def test_course_guide_states_the_computed_student_times(tmp_path):
     assert "typed" not in stale.read_text() and "the path" in stale.read_text()
 
 
-def test_a_folder_of_submissions_grades_into_one_table(editions, tmp_path, monkeypatch):
-    import csv
-
-    from course.grading import grade_folder
-
-    monkeypatch.setenv("LABKIT_FAST", "1")
-    paths = editions["00_primer"]
-    folder = tmp_path / "submissions"
-    folder.mkdir()
-    solved = exercise_part(read(paths["autograder"]))
-    blank = exercise_part(read(paths["student"]))
-    answer = next(c for c in blank.cells if c.metadata.get("course", {}).get("question"))
-    answer.source = "D tends to sign(x): the sampler ends on a training point."
-    nbformat.write(solved, folder / "ada.ipynb")
-    nbformat.write(blank, folder / "bob.ipynb")
-    (folder / "notes.txt").write_text("not a submission")
-    scores = grade_folder(paths["zip"], folder, tmp_path / "grades", instructor=NOTEBOOKS[0])
-    rows = list(csv.DictReader(scores.open()))
-    assert [r["submission"] for r in rows] == ["ada.ipynb", "bob.ipynb"]
-    assert rows[0]["total"] == rows[0]["max"] == "6.0" and rows[1]["total"] == "0.0"
-    assert not rows[0]["error"] and {"ex00_denoiser", "ex00_threshold"} <= set(rows[0])
-    written = (tmp_path / "grades" / "written.md").read_text()
-    assert "**Rubric" in written and "the sampler ends on a training point" in written
-    assert sum(1 for _ in csv.reader((tmp_path / "grades" / "written.csv").open())) == 1 + 2 * 3
-    with pytest.raises(ValueError, match="submissions"):
-        grade_folder(paths["zip"], tmp_path / "missing", tmp_path / "grades")
-
-
 # --- per-student variants -------------------------------------------------------------------
 
 # Two student ids and, per notebook, the answers that their variants must set apart and the

@@ -7,9 +7,11 @@ exceeds the question's points. ``export_roster`` writes the totals as Canvas's o
 import columns, or fills in the LMS's own export (the roster), and refuses students off the
 roster and unscored written answers. The first tests use small hand-written grading folders;
 the hand-outs' links to other pages become the book's address or plain text; the last grades
-two students' variants of notebook 00 with ``otter run`` (one handed in as the zip that the
-notebook's export cell writes, one as the notebook) and takes them, through ``python -m
-course``, to the CSV an LMS imports (its hand-out's links resolving inside the zip).
+a folder of two students' variants of notebook 00 with ``otter run`` (one handed in as the
+zip that the notebook's export cell writes, one as the notebook, and a file that is no
+submission) and takes them, through ``python -m course``, to the score table, the answer
+sheet under the rubrics, the gradebook and the CSV an LMS imports (its hand-out's links
+resolving inside the zip).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from course.__main__ import main as course_main  # noqa: E402
-from course.grading import POINTS_ROW, export_roster, gradebook, student_id_of  # noqa: E402
+from course.grading import (POINTS_ROW, export_roster, grade_folder, gradebook,  # noqa: E402
+                            student_id_of)
+from course.questions import questions  # noqa: E402
 
 
 def rows(path: Path) -> list[dict]:
@@ -161,11 +165,26 @@ def test_two_students_are_graded_merged_and_exported(course_editions, tmp_path, 
     blank = exercise_part(nbformat.read(paths["student"], as_version=4))
     with zipfile.ZipFile(folder / "ada.zip", "w") as zf:  # as the export cell hands it in
         zf.writestr(paths["student"].name, nbformat.writes(with_student_id(solved, "s1001")))
+    answer = next(c for c in blank.cells if c.metadata.get("course", {}).get("question"))
+    answer.source = "D tends to sign(x): the sampler ends on a training point."
     nbformat.write(with_student_id(blank, "s1002"), folder / "bob.ipynb")
+    (folder / "notes.txt").write_text("not a submission")
     grades = tmp_path / "grades" / "00_primer"
     course_main(["grade", str(paths["zip"]), str(folder), "--out", str(grades),
                  "--instructor", str(instructor)])
     assert "python -m course gradebook" in capsys.readouterr().out
+    # scores.csv: one row per submission, each coded question, the total and the maximum
+    scores = rows(grades / "scores.csv")
+    asked = questions(nbformat.read(instructor, as_version=4))
+    coded = {q.name: q.points for q in asked if not q.manual}
+    assert [r["submission"] for r in scores] == ["ada.zip", "bob.ipynb"]
+    assert set(coded) <= set(scores[0]) and not scores[0]["error"]
+    assert float(scores[0]["total"]) == float(scores[0]["max"]) == sum(coded.values()) > 0
+    assert float(scores[1]["total"]) == 0
+    sheet = (grades / "written.md").read_text()  # the answers under each rubric
+    assert "**Rubric" in sheet and "the sampler ends on a training point" in sheet
+    with pytest.raises(ValueError, match="submissions"):
+        grade_folder(paths["zip"], tmp_path / "missing", tmp_path / "grades")
     book = rows(grades / "gradebook.csv")
     points, ada, bob = book
     assert (ada["student"], bob["student"]) == ("s1001", "s1002")
@@ -173,6 +192,8 @@ def test_two_students_are_graded_merged_and_exported(course_editions, tmp_path, 
     assert ada["status"].startswith("written not scored")
     written = rows(grades / "written.csv")
     limits = {r["question"]: r["points"] for r in written}
+    assert sorted((r["student"], r["question"]) for r in written) == sorted(
+        (s, q.name) for s in ("s1001", "s1002") for q in asked if q.manual)
     assert {float(v) for v in limits.values()} and sum(map(float, limits.values())) == float(
         points["written"])
     for row in written:  # the instructor fills in the written scores
