@@ -14,6 +14,7 @@ it is wider than their spreads added up, and otherwise says that they do not dif
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -117,3 +118,14 @@ def cpu_name() -> str:
     except OSError:
         pass
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores"
+
+
+def shape_arg(text: str) -> tuple[int, int, int]:
+    """An argparse type: ``"m,n,d"`` (queries, training points, dimension) as three integers."""
+    try:
+        m, n, d = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is m,n,d (three integers), got {text!r}")
+    if min(m, n, d) < 1 or n < 2:
+        raise argparse.ArgumentTypeError(f"a shape needs m, d >= 1 and n >= 2, got {text!r}")
+    return m, n, d

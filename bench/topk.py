@@ -237,14 +237,7 @@ def write_section(page: Path, section: str) -> None:
     os.replace(tmp, page)  # atomic: the old page or the new one
 
 
-def shape_arg(text: str) -> tuple[int, int, int]:
-    try:
-        m, n, d = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a shape is m,n,d (three integers), got {text!r}")
-    if min(m, n, d) < 1 or n < 2:
-        raise argparse.ArgumentTypeError(f"a shape needs m, d >= 1 and n >= 2, got {text!r}")
-    return m, n, d
+shape_arg = _timing.shape_arg
 
 
 def positive_time(text: str) -> float:

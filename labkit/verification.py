@@ -38,7 +38,8 @@ def _close(a, b, rtol: float, atol: float) -> bool:
 
 def verify(path, rows: int | str = 1, *, seed: int = 0, rtol: float = 1e-4, atol: float = 1e-6,
            max_steps: int | None = None, cheapest: bool = False, device: str = "cpu",
-           stamp: bool = False, log=print) -> bool:
+           stamp: bool = False, where: dict | None = None, share_cache=None,
+           log=print) -> bool:
     """Recompute ``rows`` rows of the result file at ``path`` (an int, or ``"all"``) and
     compare every number they hold with the recomputation.
 
@@ -54,7 +55,12 @@ def verify(path, rows: int | str = 1, *, seed: int = 0, rtol: float = 1e-4, atol
     file, a point function that no longer exists, a row whose config is not in the
     experiment's current grid, or a ``max_steps`` that cannot apply; returns True when every
     compared value agrees. Each row is recomputed in an empty cache folder, so nothing the
-    first computation cached (a trained base model, say) stands in for the recomputation."""
+    first computation cached (a trained base model, say) stands in for the recomputation.
+
+    ``where``: only rows whose config has these values (e.g. ``{"seed": 8}``). ``share_cache``:
+    a folder the recomputations cache into instead, that verifications of several files share
+    (give it empty: a base model the first recomputation trains from scratch is then reused by
+    the rows of other files that read the same base, never one the rows' own run cached)."""
     data = load_results(path)
     problems = _checksum_problems(data)
     if problems:
@@ -64,7 +70,7 @@ def verify(path, rows: int | str = 1, *, seed: int = 0, rtol: float = 1e-4, atol
     spec, fn = data["point_fn"], resolve(data["point_fn"])
     _check_verify_args(rows, max_steps)
     name, current_keys, version, rules = _verify_rules(data, spec, fn)
-    picked = _pick_rows(data, rows, seed, cheapest)
+    picked = _pick_rows(data, rows, seed, cheapest, where)
     if max_steps is not None:
         _check_prefix(path, data, picked, rules, name, spec, fn)
     agreed, ok_all = [], True
@@ -77,7 +83,7 @@ def verify(path, rows: int | str = 1, *, seed: int = 0, rtol: float = 1e-4, atol
                              f"`labkit results run {name}`")
         _log_made(i, row, data, spec, fn, log)
         bad, keys, wall = _recompute_and_compare(path, i, row, spec, fn, rules, max_steps, device,
-                                                 rtol, atol)
+                                                 rtol, atol, share_cache)
         status = "ok" if not bad else "MISMATCH in " + ", ".join(bad)
         log(f"row {i} ({_short(row['config'])}"
             f"{', up to step ' + str(max_steps) if max_steps else ''}): {status}  [{wall:.1f} s]")
@@ -119,10 +125,17 @@ def _verify_rules(data, spec, fn):
     return name, current_keys, version, rules
 
 
-def _pick_rows(data, rows, seed, cheapest) -> list[int]:
+def _pick_rows(data, rows, seed, cheapest, where=None) -> list[int]:
     candidates = list(range(len(data["rows"])))
     if not candidates:
         raise ValueError("the file holds no rows")
+    if where is not None:
+        if not isinstance(where, dict):
+            raise TypeError(f"where must be a dict of config values, got {type(where).__name__}")
+        candidates = [i for i in candidates
+                      if all(data["rows"][i]["config"].get(k) == v for k, v in where.items())]
+        if not candidates:
+            raise ValueError(f"where={where!r}: no row of the file has these config values")
     if rows == "all":
         return candidates
     if rows == "unverified":  # neither their own provenance nor a verified_by stamp
@@ -161,7 +174,8 @@ def _log_made(i, row, data, spec, fn, log) -> None:
             f"{str(data['provenance'].get('commit'))[:10]})")
 
 
-def _recompute_and_compare(path, i, row, spec, fn, rules, max_steps, device, rtol, atol):
+def _recompute_and_compare(path, i, row, spec, fn, rules, max_steps, device, rtol, atol,
+                           share_cache=None):
     """``(mismatched keys, compared keys, seconds)`` of one row recomputed."""
     try:
         config = full_config(fn, dict(row["config"]))
@@ -173,7 +187,7 @@ def _recompute_and_compare(path, i, row, spec, fn, rules, max_steps, device, rto
     if truncated:
         config[prefix_key] = int(max_steps)
         config.update(rules["prefix_args"])
-    with _fresh_cache():  # a recomputation must not read what the first computation cached
+    with _fresh_cache(share_cache):  # never what the first computation cached
         _, got, wall = _one_row(spec, config, device, 1)
     got = storable(got)
     bad, compared = [], []
@@ -214,10 +228,12 @@ def _stamp(path: Path, data: dict, agreed, max_steps, log) -> None:
 
 
 @contextlib.contextmanager
-def _fresh_cache():
-    """``LABKIT_CACHE`` pointed at an empty temporary folder for the duration."""
+def _fresh_cache(shared=None):
+    """``LABKIT_CACHE`` pointed at an empty temporary folder (or at ``shared``, a folder that
+    recomputations share) for the duration."""
     old = os.environ.get("LABKIT_CACHE")
-    with tempfile.TemporaryDirectory(prefix="labkit-verify-") as folder:
+    with (contextlib.nullcontext(str(shared)) if shared is not None
+          else tempfile.TemporaryDirectory(prefix="labkit-verify-")) as folder:
         os.environ["LABKIT_CACHE"] = folder
         try:
             yield folder

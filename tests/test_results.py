@@ -161,18 +161,45 @@ def _write_rows(path, data, rows):
 COMMITTED = sorted(p for p in results.RESULTS_DIR.glob("*.json") if p.name != "claims.json")
 
 
+# The sets whose rows start from a Table 1 base DiT (trained 5,000 steps, most of a row's
+# cost): each is checked on the same run, and the recomputations share one cache folder,
+# empty when the first starts, so the base is trained from scratch once and read by the others.
+ON_TABLE1_BASES = {"open_windows", "open_search", "open_denoisers"}
+SHARED_BASE_RUN = 8
+
+
+@pytest.fixture(scope="module")
+def shared_base_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("verify-bases")
+
+
 @pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
-def test_every_committed_result_set_verifies_on_its_cheapest_row(path):
+def test_every_committed_result_set_verifies_on_its_cheapest_row(path, shared_base_cache):
     # The cheapest row, recomputed to its first 125 training steps: a curve's prefix is exact (see
     # test_experiments), so this checks the file's numbers at a fraction of a row's cost. The
     # tolerance allows one or two samples of a thousand to flip class on another CPU's float
     # rounding; the planted-row test above shows a wrong value fails. A set whose rows cannot be
     # shortened (its experiment declares prefix_key=None) has its cheapest row recomputed whole.
     logs = []
-    shortened = experiments.EXPERIMENTS[json.loads(path.read_text())["name"]].prefix_key
-    steps = 125 if shortened is not None else None
+    name = json.loads(path.read_text())["name"]
+    steps = 125 if experiments.EXPERIMENTS[name].prefix_key is not None else None
+    shared = ({"where": {"seed": SHARED_BASE_RUN}, "share_cache": shared_base_cache}
+              if name in ON_TABLE1_BASES else {})
     assert results.verify(path, rows=1, cheapest=True, max_steps=steps, rtol=1e-3, atol=2.5e-3,
-                          log=logs.append), logs
+                          log=logs.append, **shared), logs
+
+
+def test_verify_picks_rows_by_config_and_refuses_a_filter_nothing_matches(tmp_path, tiny_experiment):
+    out = tmp_path / "tiny.json"
+    results.run_results("tiny_test", out, log=lambda m: None)
+    logs = []
+    first = json.loads(out.read_text())["rows"][0]["config"]
+    assert results.verify(out, rows="all", where=dict(first), log=logs.append)
+    assert len([line for line in logs if line.startswith("row ") and ": ok" in line]) == 1
+    with pytest.raises(ValueError, match="where="):
+        results.verify(out, where={"seed": -99}, log=lambda m: None)
+    with pytest.raises(TypeError, match="where"):
+        results.verify(out, where=[("seed", 0)], log=lambda m: None)
 
 
 def test_results_run_on_a_dask_cluster_equals_the_local_run(tmp_path, tiny_experiment, dask_cluster):
